@@ -1,0 +1,5 @@
+"""Entry point for ``python -m octopus``."""
+
+from octopus.cli.main import main
+
+main()

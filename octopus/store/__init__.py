@@ -1,0 +1,1 @@
+"""Persistence: one SQLAlchemy Core store for SQLite and PostgreSQL."""

@@ -1,0 +1,258 @@
+"""The storage contract: use-case methods that the server calls, each stating what it guarantees.
+
+Every method is one short transaction. Status changes are guarded updates
+(``UPDATE ... WHERE status IN (allowed)``), so a racing caller gets NotFound, Conflict or
+Fenced, never a silent overwrite. Times passed in as ``now`` are timezone-aware UTC; the store
+never reads the clock itself.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Protocol
+
+from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
+from octopus.core.models import (
+    JSON,
+    ActionSpec,
+    Agent,
+    AgentFacts,
+    Execution,
+    ExecutionError,
+    Plugin,
+    Run,
+    Task,
+    TaskSpec,
+)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Wake:
+    """Which agents have new work or cancellations: named agents, and whether any agent may."""
+
+    agents: frozenset[str] = frozenset()
+    anyone: bool = False
+
+    def __or__(self, other: Wake) -> Wake:
+        return Wake(agents=self.agents | other.agents, anyone=self.anyone or other.anyone)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Created:
+    """The outcome of ``create_task``: the task, whether it is new, and whom to wake."""
+
+    task: Task
+    created: bool
+    wake: Wake = field(default_factory=Wake)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Claimed:
+    """An execution just leased to an agent, with what the agent needs to run it."""
+
+    execution: Execution
+    plugin: str
+    action: str
+    args: list[JSON]
+    kwargs: dict[str, JSON]
+    timeout_seconds: float | None
+    plugin_sha256: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HeartbeatResult:
+    """The agent's status after a heartbeat and the running executions it must stop."""
+
+    agent: Agent
+    cancel: list[int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginVersion:
+    """A plugin file as scanned from disk, ready to be stored."""
+
+    name: str
+    sha256: str
+    source: bytes
+    actions: tuple[ActionSpec, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Outcome:
+    """What an agent reports for one execution."""
+
+    status: ExecutionStatus
+    result: JSON = None
+    error: ExecutionError | None = None
+    log: str = ""
+    log_truncated: bool = False
+    started_at: datetime | None = None
+    finished_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Sweep:
+    """What a reaper pass changed: executions turned lost, agents turned offline, whom to wake."""
+
+    lost: list[int] = field(default_factory=list)
+    offline: list[str] = field(default_factory=list)
+    wake: Wake = field(default_factory=Wake)
+
+
+class Store(Protocol):
+    """Use-case methods over tasks, runs, executions, agents and plugins."""
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision; safe to call on every start."""
+
+    def close(self) -> None:
+        """Release every connection."""
+
+    # Tasks --------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        spec: TaskSpec,
+        *,
+        now: datetime,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Created:
+        """Store a task; an ``adhoc`` task also fires its one run in the same transaction.
+
+        Firing snapshots eligible agents: ``all`` gets one queued execution per online agent
+        whose labels match (none: the run is ``skipped`` with reason "no eligible agent");
+        ``anyone`` gets one execution assigned to the least-loaded matching online agent, or
+        left unassigned for the first matching agent to claim; ``specific`` gets one execution
+        for ``spec.target`` whether or not it is online. The same ``idempotency_key`` with the
+        same ``request_hash`` returns the stored task with ``created=False``; with another
+        hash it raises Conflict. Nothing is stored on error.
+        """
+
+    def get_task(self, task_id: int) -> Task:
+        """One task; NotFound if absent."""
+
+    def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        type: TaskType | None = None,
+        plugin: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Task], int]:
+        """A page of tasks, newest first, and the total matching the filters."""
+
+    def list_runs(self, task_id: int, *, limit: int = 20) -> list[Run]:
+        """A task's runs, newest first; NotFound if the task is absent."""
+
+    def list_executions(
+        self,
+        *,
+        task_id: int | None = None,
+        run_ids: Sequence[int] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Execution], int]:
+        """A page of executions, newest first, and the total; NotFound if ``task_id`` is absent."""
+
+    def get_execution(self, execution_id: int) -> Execution:
+        """One execution; NotFound if absent."""
+
+    def get_execution_log(self, execution_id: int) -> tuple[str, bool]:
+        """An execution's captured output and whether it was truncated; NotFound if absent."""
+
+    def cancel_task(self, task_id: int, *, now: datetime) -> tuple[Task, Wake]:
+        """Cancel a task: queued executions become ``cancelled`` at once; running ones are
+        marked for stopping (their agents learn it from claim and heartbeat answers and report
+        ``cancelled``). Conflict if the task already finished; NotFound if absent.
+        """
+
+    # Agents -------------------------------------------------------------------------------
+
+    def enroll_agent(
+        self, name: str, *, labels: dict[str, str], token_hash: str, now: datetime
+    ) -> Agent:
+        """Register a new agent with the hash of its token; Conflict if the name is taken by
+        an agent that is not revoked (a revoked name is enrolled afresh)."""
+
+    def agent_for_token(self, token_hash: str) -> Agent | None:
+        """The agent holding this token hash, or None if unknown or revoked."""
+
+    def get_agent(self, name: str) -> Agent:
+        """One agent; NotFound if absent."""
+
+    def list_agents(self) -> list[Agent]:
+        """Every enrolled agent that is not revoked, by name."""
+
+    def record_heartbeat(
+        self,
+        name: str,
+        *,
+        facts: AgentFacts,
+        labels: dict[str, str],
+        draining: bool,
+        now: datetime,
+        lease_seconds: float,
+    ) -> HeartbeatResult:
+        """Store the agent's facts, mark it online (or draining), and renew to
+        ``now + lease_seconds`` the leases of the executions in ``facts.running`` that it
+        still holds. Returns the ids of its running executions marked for stopping.
+        """
+
+    def claim_executions(
+        self, agent: str, *, slots: int, now: datetime, lease_seconds: float
+    ) -> list[Claimed]:
+        """Lease up to ``slots`` queued executions whose ``not_before`` has passed to ``agent``:
+        first those assigned to it, oldest first, then unassigned ``anyone`` executions whose
+        labels match its labels. Each becomes ``running`` with ``lease_expires_at`` set. Never
+        hands one execution to two agents (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
+        writer on SQLite). An execution whose plugin no longer exists is failed instead of
+        claimed. A draining or offline agent claims nothing.
+        """
+
+    def pending_cancels(self, agent: str) -> list[int]:
+        """Ids of the agent's running executions that are marked for stopping."""
+
+    def finish_execution(
+        self, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
+    ) -> tuple[Execution, Wake]:
+        """Record the outcome of a running execution that ``agent`` holds.
+
+        Fenced if the execution is no longer ``running`` on that agent (lease lost, cancelled,
+        already reported); NotFound if absent. Settles the run and task, and queues a retry
+        (a new execution with ``attempt + 1`` and ``retry_of`` set) per ``core.retry``.
+        """
+
+    def reap(self, *, now: datetime, client_timeout: float) -> Sweep:
+        """One reaper pass.
+
+        Agents silent for ``client_timeout`` become ``offline``; running executions whose
+        lease expired become ``lost`` (and are retried per ``core.retry``); queued ``all``
+        executions of agents gone offline become ``lost``; queued ``anyone`` executions
+        assigned to them are unassigned so another agent can claim them. Runs and tasks are
+        settled.
+        """
+
+    def set_draining(self, name: str, draining: bool, *, now: datetime) -> Agent:
+        """Stop or resume handing new work to an agent; NotFound if absent."""
+
+    def revoke_agent(self, name: str, *, now: datetime) -> Agent:
+        """Revoke an agent's token at once; its running executions are left to their leases."""
+
+    # Plugins ------------------------------------------------------------------------------
+
+    def sync_plugins(self, versions: Sequence[PluginVersion], *, now: datetime) -> list[str]:
+        """Make the stored plugins exactly ``versions``: insert new, update changed, delete
+        missing. Returns the names that changed."""
+
+    def list_plugins(self) -> list[Plugin]:
+        """Every stored plugin, by name."""
+
+    def get_plugin(self, name: str) -> Plugin:
+        """One plugin; NotFound if absent."""
+
+    def get_plugin_source(self, name: str) -> tuple[str, bytes]:
+        """A plugin's sha256 and source bytes; NotFound if absent."""
