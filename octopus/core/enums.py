@@ -15,7 +15,7 @@ class _ParsedEnum(StrEnum):
 
     @classmethod
     def parse(cls, raw: str) -> Self:
-        """Return the member for ``raw`` (any case, legacy spellings allowed) or raise ValueError."""
+        """The member for ``raw`` (any case, legacy spellings allowed); ValueError if none."""
         key = raw.strip().lower()
         if key not in cls._value2member_map_:
             key = cls._legacy().get(key, key)

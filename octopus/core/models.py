@@ -82,7 +82,7 @@ class ExecutionError:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Execution:
-    """One agent's attempt at one run. ``agent`` is None while an ``anyone`` attempt is unassigned."""
+    """One agent's attempt at one run; ``agent`` is None while ``anyone`` work is unassigned."""
 
     id: int
     run_id: int

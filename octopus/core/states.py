@@ -6,7 +6,7 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TypeVar
 
-from octopus.core.enums import ExecutionStatus, RunStatus
+from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus
 from octopus.errors import InvalidTransition
 
 _E = ExecutionStatus
@@ -32,6 +32,11 @@ RUN_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     _R.RUNNING: frozenset({_R.SUCCEEDED, _R.FAILED, _R.CANCELLED}),
     **{status: frozenset() for status in RUN_TERMINAL},
 }
+
+TASK_TERMINAL: frozenset[TaskStatus] = frozenset(
+    {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
+)
+"""Task statuses that nothing changes any more: a finished one-shot task or a cancelled one."""
 
 _S = TypeVar("_S", bound=StrEnum)
 

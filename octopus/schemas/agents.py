@@ -26,9 +26,9 @@ class AgentFactsIn(Inbound):
     concurrency: int = Field(default=1, ge=1, le=1024)
     free_slots: int = Field(default=0, ge=0, le=1024)
     running: list[Id] = Field(default_factory=list, max_length=1024)
-    plugin_versions: dict[Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=64)]] = Field(
-        default_factory=dict, max_length=1000
-    )
+    plugin_versions: dict[
+        Annotated[str, Field(max_length=128)], Annotated[str, Field(max_length=64)]
+    ] = Field(default_factory=dict, max_length=1000)
     cpu_percent: float = Field(default=0.0, ge=0, le=100_000)
     memory_percent: float = Field(default=0.0, ge=0, le=100)
     version: Text = Field(default="", max_length=64)

@@ -33,7 +33,7 @@ AgentName = Annotated[
     str,
     Field(
         pattern=NAME_PATTERN.pattern,
-        description="1-128 characters: letters, digits, '_', '.', '-'; starts with a letter or digit.",
+        description="1-128 letters, digits, '_', '.' or '-', starting with a letter or digit.",
     ),
 ]
 PluginName = Annotated[str, Field(pattern=IDENTIFIER_PATTERN.pattern)]

@@ -48,7 +48,9 @@ MAX_INTERVAL_SECONDS = 366 * 24 * 3600
 class TaskCreate(Inbound):
     """A new task: what to run, when, where and how."""
 
-    name: Text | None = Field(default=None, max_length=200, description="Defaults to plugin.action.")
+    name: Text | None = Field(
+        default=None, max_length=200, description="Defaults to plugin.action."
+    )
     plugin: PluginName
     action: ActionName
     args: list[Any] = Field(default_factory=list, max_length=1000)
@@ -180,5 +182,14 @@ class LogRead(Outbound):
     truncated: bool
 
 
-__all__ = ["ErrorInfo", "ExecutionRead", "Id", "LogRead", "RunRead", "TaskCreate", "TaskDetail",
-           "TaskRead", "TaskStatusIn"]
+__all__ = [
+    "ErrorInfo",
+    "ExecutionRead",
+    "Id",
+    "LogRead",
+    "RunRead",
+    "TaskCreate",
+    "TaskDetail",
+    "TaskRead",
+    "TaskStatusIn",
+]

@@ -1,0 +1,1 @@
+"""The Octopus server: REST API, agent protocol, plugin store and background loops."""

@@ -1,0 +1,134 @@
+"""The app factory and the ``octopus server`` entry point."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+
+import uvicorn
+from fastapi import FastAPI
+from starlette.concurrency import run_in_threadpool
+
+from octopus import __version__
+from octopus.config import ServerSettings
+from octopus.logs import setup_logging
+from octopus.plugins.loader import BUILTIN_DIR
+from octopus.server.body_guard import BodyGuard
+from octopus.server.errors import install_error_handlers
+from octopus.server.local_agents import LocalAgents
+from octopus.server.notifier import Notifier
+from octopus.server.plugin_store import PluginStore
+from octopus.server.reaper import Reaper
+from octopus.server.routes import agent_protocol, agents, executions, health, plugins, tasks
+from octopus.server.secrets import ensure_tokens
+from octopus.server.state import ServerState
+from octopus.store import open_store
+from octopus.store.base import Store
+
+logger = logging.getLogger(__name__)
+
+REAPER_INTERVAL_SECONDS = 1.0
+
+
+def build_state(settings: ServerSettings, store: Store | None = None) -> ServerState:
+    """Open the store, apply migrations, load tokens and scan plugins once."""
+    tokens = ensure_tokens(settings.data_dir, settings.admin_token, settings.join_token)
+    if store is None:
+        store = open_store(settings.resolved_database_url())
+        store.migrate()
+    plugin_store = PluginStore(store, [BUILTIN_DIR, settings.plugins_dir])
+    plugin_store.scan()
+    return ServerState(
+        settings=settings, store=store, tokens=tokens, notifier=Notifier(), plugins=plugin_store
+    )
+
+
+async def _every(seconds: float, step_name: str, step: object) -> None:
+    assert callable(step)
+    while True:
+        try:
+            await run_in_threadpool(step)
+        except Exception:
+            logger.exception("%s failed; trying again", step_name)
+        await asyncio.sleep(seconds)
+
+
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    state: ServerState = app.state.octopus
+    reaper = Reaper(state.store, state.notifier, client_timeout=state.settings.client_timeout)
+    loops = [
+        asyncio.create_task(reaper.run(REAPER_INTERVAL_SECONDS), name="reaper"),
+        asyncio.create_task(
+            _every(state.settings.plugin_scan_seconds, "Plugin scan", state.plugins.scan),
+            name="plugin-scan",
+        ),
+    ]
+    try:
+        yield
+    finally:
+        for loop in loops:
+            loop.cancel()
+        for loop in loops:
+            with suppress(asyncio.CancelledError):
+                await loop
+
+
+def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
+    """The ASGI app: routes, error handlers, body guard, and loops started in the lifespan."""
+    app = FastAPI(
+        title="Octopus",
+        version=__version__,
+        summary="Distributed task orchestration: one server, many agents, Python plugins.",
+        lifespan=_lifespan,
+    )
+    app.state.octopus = state or build_state(settings)
+    install_error_handlers(app)
+    for module in (health, tasks, executions, agents, agent_protocol, plugins):
+        app.include_router(module.router)
+    app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    return app
+
+
+def run_server(settings: ServerSettings) -> int:
+    """Serve until interrupted; start ``settings.local_agents`` agents beside the server."""
+    setup_logging(settings.log_level, settings.log_file)
+    state = build_state(settings)
+    _announce(settings, state)
+    app = create_app(settings, state)
+    local = LocalAgents(
+        count=settings.local_agents,
+        server_url=f"http://127.0.0.1:{settings.server_port}",
+        join_token=state.tokens.join,
+        data_dir=settings.data_dir,
+    )
+    config = uvicorn.Config(
+        app,
+        host=settings.server_host,
+        port=settings.server_port,
+        log_config=None,
+        timeout_graceful_shutdown=5,
+    )
+    # Local agents back off and retry until the server listens, so they can start first.
+    local.start()
+    try:
+        uvicorn.Server(config).run()
+    finally:
+        local.stop()
+        state.store.close()
+    return 0
+
+
+def _announce(settings: ServerSettings, state: ServerState) -> None:
+    host = "localhost" if settings.server_host in ("0.0.0.0", "::") else settings.server_host
+    url = f"http://{host}:{settings.server_port}"
+    logger.info("Octopus %s serving the API at %s/api/v1 (docs at %s/docs)", __version__, url, url)
+    tokens = state.tokens
+    if "admin" in tokens.generated:
+        print(f"Generated an admin token, saved in {tokens.admin_path}:\n  {tokens.admin}")  # noqa: T201
+    else:
+        logger.info("Admin token: the one configured, or saved in %s", tokens.admin_path)
+    if "join" in tokens.generated:
+        logger.info("Generated a join token for agents, saved in %s", tokens.join_path)

@@ -1,0 +1,174 @@
+"""The agents' side of the API: enroll, heartbeat, claim (long-poll), report, plugin download."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Annotated
+
+from fastapi import APIRouter, Depends, Path, Response
+from starlette.concurrency import run_in_threadpool
+
+from octopus.core.enums import ExecutionStatus
+from octopus.core.models import AgentFacts, ExecutionError
+from octopus.errors import Fenced
+from octopus.schemas.agents import (
+    ClaimedExecution,
+    ClaimRequest,
+    ClaimResponse,
+    EnrollRequest,
+    EnrollResponse,
+    ExecutionReport,
+    Heartbeat,
+    HeartbeatAck,
+    ReportAck,
+)
+from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, NAME_PATTERN
+from octopus.server.auth import AgentIdentity, AnyAgent, State, require_join_token
+from octopus.server.clock import utcnow
+from octopus.server.secrets import hash_token, new_token
+from octopus.store.base import Claimed, Outcome
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["agent protocol"])
+
+AgentNamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, description="The agent's name.")]
+PluginNamePath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN.pattern)]
+ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+RECHECK_SECONDS = 0.5
+"""How often a waiting claim looks at the store even without a wake-up (other replicas,
+retries whose backoff ended)."""
+
+
+@router.post("/agents/enroll", status_code=201, dependencies=[Depends(require_join_token)])
+async def enroll(body: EnrollRequest, state: State) -> EnrollResponse:
+    """Enroll a new agent with the join token; returns the agent's own token, once.
+
+    409 if the name is taken by an enrolled agent (revoke it first to re-use the name).
+    """
+    token = new_token()
+    await run_in_threadpool(
+        state.store.enroll_agent,
+        body.name,
+        labels=body.labels,
+        token_hash=hash_token(token),
+        now=utcnow(),
+    )
+    logger.info("Agent %s enrolled", body.name, extra={"agent": body.name})
+    return EnrollResponse(
+        name=body.name,
+        token=token,
+        heartbeat_interval=state.settings.heartbeat_interval,
+        client_timeout=state.settings.client_timeout,
+    )
+
+
+@router.post("/agents/{name}/heartbeat")
+async def heartbeat(body: Heartbeat, agent: AgentIdentity, state: State) -> HeartbeatAck:
+    """Record the agent's facts and renew the leases of its running executions."""
+    facts = AgentFacts(**{**body.facts.model_dump(), "running": tuple(body.facts.running)})
+    result = await run_in_threadpool(
+        state.store.record_heartbeat,
+        agent.name,
+        facts=facts,
+        labels=body.labels,
+        draining=body.draining,
+        now=utcnow(),
+        lease_seconds=state.lease_seconds,
+    )
+    return HeartbeatAck(
+        status=result.agent.status,
+        cancel=result.cancel,
+        plugins=state.plugins.versions(),
+        lease_seconds=state.lease_seconds,
+    )
+
+
+def _claimed(claimed: Claimed) -> ClaimedExecution:
+    execution = claimed.execution
+    assert execution.lease_expires_at is not None
+    return ClaimedExecution(
+        id=execution.id,
+        task_id=execution.task_id,
+        run_id=execution.run_id,
+        attempt=execution.attempt,
+        plugin=claimed.plugin,
+        plugin_sha256=claimed.plugin_sha256,
+        action=claimed.action,
+        args=claimed.args,
+        kwargs=claimed.kwargs,
+        timeout_seconds=claimed.timeout_seconds,
+        lease_expires_at=execution.lease_expires_at,
+    )
+
+
+@router.post("/agents/{name}/claim")
+async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> ClaimResponse:
+    """Long-poll for work: answers as soon as there are executions or cancellations for this
+    agent, or after `wait_seconds` with nothing. Each returned execution is leased to it."""
+    deadline = time.monotonic() + body.wait_seconds
+    with state.notifier.listen(agent.name) as woken:
+        while True:
+            woken.clear()
+            claimed = await run_in_threadpool(
+                state.store.claim_executions,
+                agent.name,
+                slots=body.slots,
+                now=utcnow(),
+                lease_seconds=state.lease_seconds,
+            )
+            cancel = await run_in_threadpool(state.store.pending_cancels, agent.name)
+            remaining = deadline - time.monotonic()
+            if claimed or cancel or remaining <= 0:
+                return ClaimResponse(executions=[_claimed(c) for c in claimed], cancel=cancel)
+            try:
+                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                    await woken.wait()
+            except TimeoutError:
+                pass
+
+
+@router.post("/executions/{execution_id}/report")
+async def report(
+    execution_id: ExecutionId, body: ExecutionReport, agent: AnyAgent, state: State
+) -> ReportAck:
+    """Record an execution's outcome. 409 if this agent no longer holds its lease (fenced)."""
+    outcome = Outcome(
+        status=ExecutionStatus(body.status),
+        result=body.result,
+        error=ExecutionError(**body.error.model_dump()) if body.error else None,
+        log=body.log,
+        log_truncated=body.log_truncated,
+        started_at=body.started_at,
+        finished_at=body.finished_at,
+    )
+    try:
+        execution, wake = await run_in_threadpool(
+            state.store.finish_execution,
+            execution_id,
+            agent=agent.name,
+            outcome=outcome,
+            now=utcnow(),
+        )
+    except Fenced:
+        logger.info(
+            "Refused a report from a fenced attempt",
+            extra={"execution": execution_id, "agent": agent.name},
+        )
+        raise
+    state.notifier.wake(wake)
+    return ReportAck(id=execution.id, status=execution.status)
+
+
+@router.get(
+    "/plugins/{name}/source",
+    response_class=Response,
+    responses={200: {"content": {"text/x-python": {}}}},
+)
+def plugin_source(name: PluginNamePath, agent: AnyAgent, state: State) -> Response:
+    """The plugin's source file; the `X-Octopus-Sha256` header gives its sha256."""
+    sha256, source = state.store.get_plugin_source(name)
+    return Response(source, media_type="text/x-python", headers={"X-Octopus-Sha256": sha256})

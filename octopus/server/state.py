@@ -1,0 +1,35 @@
+"""What every request may need, built once at start-up and kept on ``app.state``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from fastapi import Request
+
+from octopus.config import ServerSettings
+from octopus.server.notifier import Notifier
+from octopus.server.plugin_store import PluginStore
+from octopus.server.secrets import ServerTokens
+from octopus.store.base import Store
+
+
+@dataclass(slots=True)
+class ServerState:
+    """The store, settings, tokens, notifier and plugin store of one server process."""
+
+    settings: ServerSettings
+    store: Store
+    tokens: ServerTokens
+    notifier: Notifier
+    plugins: PluginStore
+
+    @property
+    def lease_seconds(self) -> float:
+        """How long a claim or heartbeat keeps an execution leased."""
+        return self.settings.client_timeout
+
+
+def get_state(request: Request) -> ServerState:
+    """The ServerState of the app serving ``request``."""
+    state: ServerState = request.app.state.octopus
+    return state
