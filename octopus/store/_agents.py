@@ -1,0 +1,214 @@
+"""Agent use cases: enrollment, heartbeats, draining, revocation, and the reaper's sweep."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, case, select, update
+
+from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
+from octopus.core.models import Agent, AgentFacts, Execution, ExecutionError
+from octopus.errors import Conflict, NotFound
+from octopus.store._dialect import upsert
+from octopus.store._records import agent_from_row, error_to_json, execution_from_row, facts_values
+from octopus.store._settle import conclude
+from octopus.store.base import HeartbeatResult, Sweep, Wake
+from octopus.store.tables import agents, executions
+
+LEASE_EXPIRED = ExecutionError(
+    type="LeaseExpired", message="the agent stopped renewing its lease on this execution"
+)
+AGENT_OFFLINE = ExecutionError(
+    type="AgentOffline", message="the agent went offline before it claimed this execution"
+)
+
+
+def enroll_agent(
+    conn: Connection, name: str, *, labels: dict[str, str], token_hash: str, now: datetime
+) -> Agent:
+    """Insert an agent, or enroll afresh a revoked one of that name; Conflict if it is taken."""
+    fresh: dict[str, Any] = {
+        "name": name,
+        "token_hash": token_hash,
+        "status": AgentStatus.ONLINE.value,
+        "drain_requested": False,
+        "labels": dict(labels),
+        **facts_values(AgentFacts()),
+        "last_heartbeat": now,
+        "enrolled_at": now,
+        "revoked_at": None,
+    }
+    stmt = upsert(conn, agents, fresh, key=["name"], where=agents.c.revoked_at.is_not(None))
+    row = conn.execute(stmt.returning(*agents.c)).mappings().first()
+    if row is None:
+        raise Conflict(f"an agent named '{name}' is already enrolled")
+    return agent_from_row(row)
+
+
+def agent_for_token(conn: Connection, token_hash: str) -> Agent | None:
+    """The unrevoked agent holding this token hash, or None."""
+    stmt = select(agents).where(agents.c.token_hash == token_hash, agents.c.revoked_at.is_(None))
+    row = conn.execute(stmt).mappings().first()
+    return agent_from_row(row) if row is not None else None
+
+
+def get_agent(conn: Connection, name: str) -> Agent:
+    """One agent; NotFound if absent."""
+    row = conn.execute(select(agents).where(agents.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFound("agent", name)
+    return agent_from_row(row)
+
+
+def list_agents(conn: Connection) -> list[Agent]:
+    """Every agent that is not revoked, by name."""
+    stmt = select(agents).where(agents.c.revoked_at.is_(None)).order_by(agents.c.name)
+    return [agent_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def record_heartbeat(
+    conn: Connection,
+    name: str,
+    *,
+    facts: AgentFacts,
+    labels: dict[str, str],
+    draining: bool,
+    now: datetime,
+    lease_seconds: float,
+) -> HeartbeatResult:
+    """Store facts, mark the agent online or draining, renew its leases, list what to stop."""
+    status: Any = AgentStatus.DRAINING.value
+    if not draining:
+        status = case(
+            (agents.c.drain_requested, AgentStatus.DRAINING.value),
+            else_=AgentStatus.ONLINE.value,
+        )
+    row = (
+        conn.execute(
+            update(agents)
+            .where(agents.c.name == name, agents.c.revoked_at.is_(None))
+            .values(**facts_values(facts), labels=dict(labels), status=status, last_heartbeat=now)
+            .returning(*agents.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("agent", name)
+    if facts.running:
+        conn.execute(
+            update(executions)
+            .where(
+                executions.c.agent == name,
+                executions.c.status == ExecutionStatus.RUNNING.value,
+                executions.c.id.in_(list(facts.running)),
+            )
+            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+        )
+    return HeartbeatResult(agent=agent_from_row(row), cancel=pending_cancels(conn, name))
+
+
+def pending_cancels(conn: Connection, name: str) -> list[int]:
+    """Ids of the agent's running executions marked for stopping."""
+    stmt = (
+        select(executions.c.id)
+        .where(
+            executions.c.agent == name,
+            executions.c.status == ExecutionStatus.RUNNING.value,
+            executions.c.cancel_requested.is_(True),
+        )
+        .order_by(executions.c.id)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def set_draining(conn: Connection, name: str, draining: bool) -> Agent:
+    """Stop or resume handing work to an agent; an offline agent stays offline."""
+    offline = AgentStatus.OFFLINE.value
+    wanted = AgentStatus.DRAINING if draining else AgentStatus.ONLINE
+    row = (
+        conn.execute(
+            update(agents)
+            .where(agents.c.name == name)
+            .values(
+                drain_requested=draining,
+                status=case((agents.c.status == offline, offline), else_=wanted.value),
+            )
+            .returning(*agents.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        raise NotFound("agent", name)
+    return agent_from_row(row)
+
+
+def revoke_agent(conn: Connection, name: str, *, now: datetime) -> Agent:
+    """Revoke an agent's token (again is fine); it is offline from now on."""
+    conn.execute(
+        update(agents)
+        .where(agents.c.name == name, agents.c.revoked_at.is_(None))
+        .values(revoked_at=now, status=AgentStatus.OFFLINE.value)
+    )
+    return get_agent(conn, name)
+
+
+def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
+    """Silent agents go offline; expired leases and stranded ``all`` executions become lost."""
+    offline = conn.execute(
+        update(agents)
+        .where(
+            agents.c.status != AgentStatus.OFFLINE.value,
+            agents.c.last_heartbeat < now - timedelta(seconds=client_timeout),
+        )
+        .values(status=AgentStatus.OFFLINE.value)
+        .returning(agents.c.name)
+    ).scalars()
+    offline_names = sorted(offline)
+    expired = _lose(
+        conn,
+        executions.c.status == ExecutionStatus.RUNNING.value,
+        executions.c.lease_expires_at < now,
+        error=LEASE_EXPIRED,
+        now=now,
+    )
+    gone = select(agents.c.name).where(agents.c.status == AgentStatus.OFFLINE.value)
+    queued_on_gone = (
+        executions.c.status == ExecutionStatus.QUEUED.value,
+        executions.c.agent.in_(gone.scalar_subquery()),
+    )
+    stranded = _lose(
+        conn,
+        *queued_on_gone,
+        executions.c.ownership == Ownership.ALL.value,
+        error=AGENT_OFFLINE,
+        now=now,
+    )
+    freed = conn.execute(
+        update(executions)
+        .where(*queued_on_gone, executions.c.ownership == Ownership.ANYONE.value)
+        .values(agent=None)
+        .returning(executions.c.id)
+    ).all()
+    ended = sorted(expired + stranded, key=lambda e: e.id)
+    wake = conclude(conn, ended, now=now) | Wake(anyone=bool(freed))
+    return Sweep(lost=[e.id for e in ended], offline=offline_names, wake=wake)
+
+
+def _lose(
+    conn: Connection, *conditions: Any, error: ExecutionError, now: datetime
+) -> list[Execution]:
+    rows = conn.execute(
+        update(executions)
+        .where(*conditions)
+        .values(
+            status=ExecutionStatus.LOST.value,
+            error=error_to_json(error),
+            finished_at=now,
+            lease_expires_at=None,
+        )
+        .returning(*executions.c)
+    ).mappings()
+    return [execution_from_row(row) for row in rows]

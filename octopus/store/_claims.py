@@ -1,0 +1,167 @@
+"""Agents taking work and reporting on it: claims under lease, and fenced outcomes."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Row, or_, select, update
+
+from octopus.core.dispatch import labels_match
+from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
+from octopus.core.models import Execution, ExecutionError
+from octopus.core.states import EXECUTION_TRANSITIONS, check_transition, sources_of
+from octopus.errors import Fenced
+from octopus.store._dialect import lock_for_claim
+from octopus.store._records import execution_from_row
+from octopus.store._settle import conclude, end_execution, values
+from octopus.store._tasks import get_execution
+from octopus.store.base import Claimed, Outcome, Wake
+from octopus.store.tables import agents, executions, plugins, tasks
+
+SCAN_PAGE = 100
+SCAN_LIMIT = 1000
+"""How many unassigned executions one claim looks at, at most, for a label match."""
+
+_CANDIDATE = select(
+    executions.c.id,
+    tasks.c.plugin,
+    tasks.c.action,
+    tasks.c.args,
+    tasks.c.kwargs,
+    tasks.c.timeout_seconds,
+    tasks.c.labels,
+    plugins.c.sha256,
+).select_from(
+    executions.join(tasks, tasks.c.id == executions.c.task_id).outerjoin(
+        plugins, plugins.c.name == tasks.c.plugin
+    )
+)
+
+
+def claim_executions(
+    conn: Connection, agent: str, *, slots: int, now: datetime, lease_seconds: float
+) -> list[Claimed]:
+    """Lease up to ``slots`` due executions to an online agent: its own first, then anyone's."""
+    row = conn.execute(
+        select(agents.c.status, agents.c.labels).where(
+            agents.c.name == agent, agents.c.revoked_at.is_(None)
+        )
+    ).first()
+    if row is None or row.status != AgentStatus.ONLINE.value or slots <= 0:
+        return []
+    candidates = _assigned(conn, agent, slots=slots, now=now)
+    if len(candidates) < slots:
+        candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=now)
+    lease_expires_at = now + timedelta(seconds=lease_seconds)
+    claimed: list[Claimed] = []
+    failed: list[Execution] = []
+    for candidate in candidates:
+        started = _start(conn, candidate, agent=agent, now=now, lease_expires_at=lease_expires_at)
+        if started is None:
+            continue
+        if candidate.sha256 is None:
+            failed += _fail_missing_plugin(conn, started, agent=agent, now=now)
+        else:
+            claimed.append(_claimed(started, candidate))
+    conclude(conn, failed, now=now, also=[c.execution.run_id for c in claimed])
+    return claimed
+
+
+def _due(now: datetime) -> Any:
+    return _CANDIDATE.where(
+        executions.c.status == ExecutionStatus.QUEUED.value, executions.c.not_before <= now
+    ).order_by(executions.c.id)
+
+
+def _assigned(conn: Connection, agent: str, *, slots: int, now: datetime) -> list[Row[Any]]:
+    stmt = _due(now).where(executions.c.agent == agent).limit(slots)
+    return list(conn.execute(lock_for_claim(stmt, of=executions)))
+
+
+def _unassigned(
+    conn: Connection, labels: dict[str, str], *, slots: int, now: datetime
+) -> list[Row[Any]]:
+    """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy."""
+    base = _due(now).where(
+        executions.c.agent.is_(None), executions.c.ownership == Ownership.ANYONE.value
+    )
+    matched: list[Row[Any]] = []
+    after = 0
+    for _ in range(SCAN_LIMIT // SCAN_PAGE):
+        page = list(
+            conn.execute(
+                lock_for_claim(base.where(executions.c.id > after).limit(SCAN_PAGE), of=executions)
+            )
+        )
+        matched += [row for row in page if labels_match(labels, row.labels)]
+        if len(matched) >= slots or len(page) < SCAN_PAGE:
+            break
+        after = page[-1].id
+    return matched[:slots]
+
+
+def _start(
+    conn: Connection, candidate: Row[Any], *, agent: str, now: datetime, lease_expires_at: datetime
+) -> Execution | None:
+    """Guarded move of a queued execution (its own or unassigned) to running on ``agent``."""
+    row = (
+        conn.execute(
+            update(executions)
+            .where(
+                executions.c.id == candidate.id,
+                executions.c.status.in_(
+                    values(sources_of(EXECUTION_TRANSITIONS, ExecutionStatus.RUNNING))
+                ),
+                or_(executions.c.agent == agent, executions.c.agent.is_(None)),
+            )
+            .values(
+                status=ExecutionStatus.RUNNING.value,
+                agent=agent,
+                started_at=now,
+                lease_expires_at=lease_expires_at,
+                plugin_sha256=candidate.sha256,
+            )
+            .returning(*executions.c)
+        )
+        .mappings()
+        .first()
+    )
+    return execution_from_row(row) if row is not None else None
+
+
+def _fail_missing_plugin(
+    conn: Connection, started: Execution, *, agent: str, now: datetime
+) -> list[Execution]:
+    error = ExecutionError(type="PluginNotFound", message="the task's plugin no longer exists")
+    outcome = Outcome(status=ExecutionStatus.FAILED, error=error, finished_at=now)
+    ended = end_execution(conn, started.id, agent=agent, outcome=outcome, now=now)
+    return [ended] if ended is not None else []
+
+
+def _claimed(execution: Execution, candidate: Row[Any]) -> Claimed:
+    return Claimed(
+        execution=execution,
+        plugin=candidate.plugin,
+        action=candidate.action,
+        args=candidate.args,
+        kwargs=candidate.kwargs,
+        timeout_seconds=candidate.timeout_seconds,
+        plugin_sha256=candidate.sha256,
+    )
+
+
+def finish_execution(
+    conn: Connection, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
+) -> tuple[Execution, Wake]:
+    """Record an outcome for a running execution the agent holds; Fenced if it does not."""
+    check_transition(EXECUTION_TRANSITIONS, "execution", ExecutionStatus.RUNNING, outcome.status)
+    ended = end_execution(conn, execution_id, agent=agent, outcome=outcome, now=now)
+    if ended is None:
+        current = get_execution(conn, execution_id)
+        holder = current.agent or "no agent"
+        raise Fenced(
+            f"execution {execution_id} is {current.status.value} on {holder}, "
+            f"not running on {agent}"
+        )
+    return ended, conclude(conn, [ended], now=now)

@@ -1,0 +1,109 @@
+"""The few places where SQLite and PostgreSQL differ: engines, claim locking, upsert, retries."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Insert, Select, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
+
+SQLITE_BUSY_TIMEOUT_MS = 10_000
+WRITE_OPTION = "octopus_write"
+"""Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)."""
+
+_RETRYABLE_SQLSTATES = frozenset({"40P01", "40001"})  # deadlock detected, serialization failure
+_MIGRATION_LOCK_KEY = 0x6F63746F70  # "octop": one advisory lock id for concurrent migrations
+
+
+def engine_for(url: str) -> Engine:
+    """An engine for ``sqlite:///path`` or ``postgresql://...`` (driven by psycopg 3).
+
+    Raises:
+        ValueError: the URL names another backend.
+    """
+    parsed = make_url(url)
+    backend = parsed.get_backend_name()
+    if backend == "sqlite":
+        engine = create_engine(parsed.set(drivername="sqlite+pysqlite"))
+        _configure_sqlite(engine)
+        return engine
+    if backend in ("postgresql", "postgres"):
+        driver = parsed.set(drivername="postgresql+psycopg")
+        return create_engine(driver, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    raise ValueError(f"unsupported database URL scheme '{parsed.drivername}'")
+
+
+def _configure_sqlite(engine: Engine) -> None:
+    """WAL, foreign keys, a busy timeout, and explicit BEGINs (pysqlite's own are unreliable)."""
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(conn: Connection) -> None:
+        # Taking the write lock up front avoids a deferred upgrade failing with SQLITE_BUSY.
+        writes = conn.get_execution_options().get(WRITE_OPTION, False)
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
+
+
+def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
+    """The in-process guard around write transactions: SQLite has a single writer."""
+    if engine.dialect.name == "sqlite":
+        return threading.Lock()
+    return nullcontext()
+
+
+def lock_for_claim(stmt: Select[Any], of: Table) -> Select[Any]:
+    """Lock candidate rows so concurrent claimers skip each other's (PostgreSQL only).
+
+    SQLite needs nothing: its single writer already serializes claims.
+    """
+    return stmt.with_for_update(skip_locked=True, of=of)
+
+
+def lock_row(stmt: Select[Any]) -> Select[Any]:
+    """Lock a row that a settle step reads and then updates (a no-op on SQLite)."""
+    return stmt.with_for_update()
+
+
+def upsert(
+    conn: Connection,
+    table: Table,
+    values: Mapping[str, Any],
+    *,
+    key: Sequence[str],
+    where: Any = None,
+) -> Insert:
+    """An INSERT that updates the row already holding ``key`` (optionally only ``where``)."""
+    module: Any = postgresql if conn.dialect.name == "postgresql" else sqlite
+    stmt = module.insert(table).values(**values)
+    updates = {name: stmt.excluded[name] for name in values if name not in key}
+    upserted: Insert = stmt.on_conflict_do_update(
+        index_elements=list(key), set_=updates, where=where
+    )
+    return upserted
+
+
+def is_retryable(error: DBAPIError) -> bool:
+    """Whether PostgreSQL aborted the transaction for a deadlock or serialization failure."""
+    return getattr(error.orig, "sqlstate", None) in _RETRYABLE_SQLSTATES
+
+
+@contextmanager
+def migration_lock(conn: Connection) -> Iterator[None]:
+    """Serialize migrations of several servers starting at once (PostgreSQL advisory lock)."""
+    if conn.dialect.name == "postgresql":
+        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
+    yield

@@ -1,0 +1,62 @@
+"""Plugin use cases: keep the stored plugins equal to the scanned folder, and read them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Connection, delete, select
+
+from octopus.core.models import Plugin
+from octopus.errors import NotFound
+from octopus.store._dialect import upsert
+from octopus.store._records import actions_to_json, plugin_from_row
+from octopus.store.base import PluginVersion
+from octopus.store.tables import plugins
+
+
+def sync_plugins(
+    conn: Connection, versions: Sequence[PluginVersion], *, now: datetime
+) -> list[str]:
+    """Insert new plugins, update changed ones, delete missing ones; the names that changed."""
+    stored = {
+        row.name: row.sha256 for row in conn.execute(select(plugins.c.name, plugins.c.sha256))
+    }
+    changed = [v for v in versions if stored.get(v.name) != v.sha256]
+    for version in changed:
+        values = {
+            "name": version.name,
+            "sha256": version.sha256,
+            "source": version.source,
+            "actions": actions_to_json(version.actions),
+            "size": len(version.source),
+            "updated_at": now,
+        }
+        conn.execute(upsert(conn, plugins, values, key=["name"]))
+    missing = sorted(set(stored) - {v.name for v in versions})
+    if missing:
+        conn.execute(delete(plugins).where(plugins.c.name.in_(missing)))
+    return sorted({v.name for v in changed} | set(missing))
+
+
+def list_plugins(conn: Connection) -> list[Plugin]:
+    """Every stored plugin, by name."""
+    stmt = select(plugins).order_by(plugins.c.name)
+    return [plugin_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def get_plugin(conn: Connection, name: str) -> Plugin:
+    """One plugin; NotFound if absent."""
+    row = conn.execute(select(plugins).where(plugins.c.name == name)).mappings().first()
+    if row is None:
+        raise NotFound("plugin", name)
+    return plugin_from_row(row)
+
+
+def get_plugin_source(conn: Connection, name: str) -> tuple[str, bytes]:
+    """A plugin's sha256 and source; NotFound if absent."""
+    stmt = select(plugins.c.sha256, plugins.c.source).where(plugins.c.name == name)
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound("plugin", name)
+    return row.sha256, bytes(row.source)

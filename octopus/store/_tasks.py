@@ -1,0 +1,203 @@
+"""Task use cases: create (firing adhoc tasks), read, list, and cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection, func, insert, select, update
+
+from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
+from octopus.core.models import Execution, Run, Task, TaskSpec
+from octopus.core.states import TASK_TERMINAL
+from octopus.errors import Conflict, InvalidTransition, NotFound
+from octopus.store._fire import fire
+from octopus.store._records import execution_from_row, run_from_row, spec_values, task_from_row
+from octopus.store._settle import settle_runs, values
+from octopus.store.base import Created, Wake
+from octopus.store.tables import executions, runs, tasks
+
+
+def initial_state(spec: TaskSpec, now: datetime) -> tuple[TaskStatus, datetime | None]:
+    """A new task's status and next fire time (a cron task's is left to the scheduler)."""
+    if spec.type is TaskType.ADHOC:
+        return TaskStatus.PENDING, None
+    if spec.type is TaskType.SCHEDULED:
+        return TaskStatus.SCHEDULED, spec.run_at
+    if spec.type is TaskType.INTERVAL:
+        return TaskStatus.ACTIVE, spec.start_at or now
+    return TaskStatus.ACTIVE, None
+
+
+def find_by_key(conn: Connection, key: str, request_hash: str | None) -> Task | None:
+    """The task stored under an idempotency key; Conflict if it came from another request."""
+    row = conn.execute(select(tasks).where(tasks.c.idempotency_key == key)).mappings().first()
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        raise Conflict(f"idempotency key '{key}' was already used for a different request")
+    return task_from_row(row)
+
+
+def create_task(
+    conn: Connection,
+    spec: TaskSpec,
+    *,
+    now: datetime,
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> Created:
+    """Insert a task (or find its idempotent twin) and fire it at once if it is adhoc."""
+    if idempotency_key is not None:
+        existing = find_by_key(conn, idempotency_key, request_hash)
+        if existing is not None:
+            return Created(task=existing, created=False)
+    status, next_run_at = initial_state(spec, now)
+    task_id: int = conn.execute(
+        insert(tasks)
+        .values(
+            **spec_values(spec),
+            status=status.value,
+            next_run_at=next_run_at,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+            created_at=now,
+            updated_at=now,
+        )
+        .returning(tasks.c.id)
+    ).scalar_one()
+    wake = Wake()
+    if spec.type is TaskType.ADHOC:
+        _, wake = fire(conn, task_id, spec, fire_time=now, now=now)
+    return Created(task=get_task(conn, task_id), created=True, wake=wake)
+
+
+def get_task(conn: Connection, task_id: int) -> Task:
+    """One task; NotFound if absent."""
+    row = conn.execute(select(tasks).where(tasks.c.id == task_id)).mappings().first()
+    if row is None:
+        raise NotFound("task", task_id)
+    return task_from_row(row)
+
+
+def require_task(conn: Connection, task_id: int) -> None:
+    """NotFound unless the task exists."""
+    if conn.execute(select(tasks.c.id).where(tasks.c.id == task_id)).first() is None:
+        raise NotFound("task", task_id)
+
+
+def list_tasks(
+    conn: Connection,
+    *,
+    status: TaskStatus | None,
+    type: TaskType | None,
+    plugin: str | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Task], int]:
+    """A page of tasks, newest first, and how many match."""
+    conditions: list[Any] = []
+    if status is not None:
+        conditions.append(tasks.c.status == status.value)
+    if type is not None:
+        conditions.append(tasks.c.type == type.value)
+    if plugin is not None:
+        conditions.append(tasks.c.plugin == plugin)
+    page = select(tasks).where(*conditions).order_by(tasks.c.id.desc()).limit(limit).offset(offset)
+    total = conn.execute(select(func.count()).select_from(tasks).where(*conditions)).scalar_one()
+    return [task_from_row(row) for row in conn.execute(page).mappings()], total
+
+
+def list_runs(conn: Connection, task_id: int, *, limit: int) -> list[Run]:
+    """A task's runs, newest first."""
+    require_task(conn, task_id)
+    stmt = (
+        select(runs)
+        .where(runs.c.task_id == task_id)
+        .order_by(runs.c.fire_time.desc(), runs.c.id.desc())
+        .limit(limit)
+    )
+    return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def list_executions(
+    conn: Connection,
+    *,
+    task_id: int | None,
+    run_ids: Sequence[int] | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[Execution], int]:
+    """A page of executions, newest first, and how many match."""
+    conditions: list[Any] = []
+    if task_id is not None:
+        require_task(conn, task_id)
+        conditions.append(executions.c.task_id == task_id)
+    if run_ids is not None:
+        conditions.append(executions.c.run_id.in_(list(run_ids)))
+    page = (
+        select(executions)
+        .where(*conditions)
+        .order_by(executions.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = conn.execute(
+        select(func.count()).select_from(executions).where(*conditions)
+    ).scalar_one()
+    return [execution_from_row(row) for row in conn.execute(page).mappings()], total
+
+
+def get_execution(conn: Connection, execution_id: int) -> Execution:
+    """One execution; NotFound if absent."""
+    stmt = select(executions).where(executions.c.id == execution_id)
+    row = conn.execute(stmt).mappings().first()
+    if row is None:
+        raise NotFound("execution", execution_id)
+    return execution_from_row(row)
+
+
+def get_execution_log(conn: Connection, execution_id: int) -> tuple[str, bool]:
+    """An execution's captured output and whether it was cut; NotFound if absent."""
+    stmt = select(executions.c.log, executions.c.log_truncated).where(
+        executions.c.id == execution_id
+    )
+    row = conn.execute(stmt).first()
+    if row is None:
+        raise NotFound("execution", execution_id)
+    return row.log, row.log_truncated
+
+
+def cancel_task(conn: Connection, task_id: int, *, now: datetime) -> tuple[Task, Wake]:
+    """Cancel a task that has not finished: queued executions end, running ones are flagged."""
+    moved = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status.notin_(values(TASK_TERMINAL)))
+        .values(status=TaskStatus.CANCELLED.value, next_run_at=None, updated_at=now)
+        .returning(tasks.c.id)
+    ).first()
+    if moved is None:
+        current = get_task(conn, task_id).status
+        raise InvalidTransition("task", current.value, TaskStatus.CANCELLED.value)
+    cancelled = conn.execute(
+        update(executions)
+        .where(
+            executions.c.task_id == task_id,
+            executions.c.status == ExecutionStatus.QUEUED.value,
+        )
+        .values(status=ExecutionStatus.CANCELLED.value, finished_at=now)
+        .returning(executions.c.run_id)
+    ).all()
+    stopping = conn.execute(
+        update(executions)
+        .where(
+            executions.c.task_id == task_id,
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(cancel_requested=True)
+        .returning(executions.c.agent)
+    ).all()
+    settle_runs(conn, (row.run_id for row in cancelled), now=now)
+    wake = Wake(agents=frozenset(row.agent for row in stopping if row.agent is not None))
+    return get_task(conn, task_id), wake

@@ -1,0 +1,303 @@
+"""SqlStore: the one Store implementation, over SQLite or PostgreSQL with SQLAlchemy Core.
+
+Each public method is one short transaction around a use-case function from the ``_tasks``,
+``_agents``, ``_claims`` and ``_plugins`` modules. Writes go through ``_write``, which holds the
+in-process writer lock on SQLite and retries a PostgreSQL deadlock victim a few times.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from pathlib import Path
+from typing import TypeVar
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import Connection, Engine
+from sqlalchemy.exc import DBAPIError, IntegrityError
+
+from octopus.core.enums import TaskStatus, TaskType
+from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
+from octopus.errors import Conflict
+from octopus.store import _agents, _claims, _plugins, _tasks
+from octopus.store._dialect import (
+    WRITE_OPTION,
+    engine_for,
+    is_retryable,
+    migration_lock,
+    writer_lock,
+)
+from octopus.store.base import (
+    Claimed,
+    Created,
+    HeartbeatResult,
+    Outcome,
+    PluginVersion,
+    Sweep,
+    Wake,
+)
+
+logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+MIGRATIONS_DIR = Path(__file__).parent / "migrations"
+WRITE_ATTEMPTS = 3
+
+
+def open_store(url: str) -> SqlStore:
+    """A store for ``sqlite:///path`` or ``postgresql://...``; call ``migrate()`` before use.
+
+    Raises:
+        ValueError: the URL names an unsupported backend.
+    """
+    return SqlStore(engine_for(url))
+
+
+def alembic_config(connection: Connection) -> Config:
+    """An Alembic configuration built in code, pointing at the packaged migrations."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.attributes["connection"] = connection
+    return config
+
+
+class SqlStore:
+    """The Store protocol over one SQLAlchemy engine."""
+
+    def __init__(self, engine: Engine) -> None:
+        self._engine = engine
+        self._writer = writer_lock(engine)
+
+    @property
+    def engine(self) -> Engine:
+        """The underlying engine (for tests and diagnostics)."""
+        return self._engine
+
+    @contextmanager
+    def _read(self) -> Iterator[Connection]:
+        with self._engine.connect() as conn, conn.begin():
+            yield conn
+
+    def _write(self, work: Callable[[Connection], T]) -> T:
+        for attempt in range(1, WRITE_ATTEMPTS + 1):
+            try:
+                with (
+                    self._writer,
+                    self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
+                    conn.begin(),
+                ):
+                    return work(conn)
+            except DBAPIError as error:
+                if attempt == WRITE_ATTEMPTS or not is_retryable(error):
+                    raise
+                logger.info("Retrying a write transaction after %s", type(error.orig).__name__)
+        raise AssertionError("unreachable")
+
+    def migrate(self) -> None:
+        """Bring the schema to the newest Alembic revision; safe to call on every start."""
+        with self._writer, self._engine.connect() as conn, conn.begin():
+            with migration_lock(conn):
+                command.upgrade(alembic_config(conn), "head")
+
+    def close(self) -> None:
+        """Release every connection."""
+        self._engine.dispose()
+
+    # Tasks --------------------------------------------------------------------------------
+
+    def create_task(
+        self,
+        spec: TaskSpec,
+        *,
+        now: datetime,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> Created:
+        """See ``Store.create_task``."""
+        try:
+            return self._write(
+                lambda conn: _tasks.create_task(
+                    conn,
+                    spec,
+                    now=now,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+            )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+        # Another caller stored the same key between our look-up and our insert.
+        with self._read() as conn:
+            existing = _tasks.find_by_key(conn, idempotency_key, request_hash)
+        if existing is None:
+            raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
+        return Created(task=existing, created=False)
+
+    def get_task(self, task_id: int) -> Task:
+        """See ``Store.get_task``."""
+        with self._read() as conn:
+            return _tasks.get_task(conn, task_id)
+
+    def list_tasks(
+        self,
+        *,
+        status: TaskStatus | None = None,
+        type: TaskType | None = None,
+        plugin: str | None = None,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[Task], int]:
+        """See ``Store.list_tasks``."""
+        with self._read() as conn:
+            return _tasks.list_tasks(
+                conn, status=status, type=type, plugin=plugin, limit=limit, offset=offset
+            )
+
+    def list_runs(self, task_id: int, *, limit: int = 20) -> list[Run]:
+        """See ``Store.list_runs``."""
+        with self._read() as conn:
+            return _tasks.list_runs(conn, task_id, limit=limit)
+
+    def list_executions(
+        self,
+        *,
+        task_id: int | None = None,
+        run_ids: Sequence[int] | None = None,
+        limit: int = 100,
+        offset: int = 0,
+    ) -> tuple[list[Execution], int]:
+        """See ``Store.list_executions``."""
+        with self._read() as conn:
+            return _tasks.list_executions(
+                conn, task_id=task_id, run_ids=run_ids, limit=limit, offset=offset
+            )
+
+    def get_execution(self, execution_id: int) -> Execution:
+        """See ``Store.get_execution``."""
+        with self._read() as conn:
+            return _tasks.get_execution(conn, execution_id)
+
+    def get_execution_log(self, execution_id: int) -> tuple[str, bool]:
+        """See ``Store.get_execution_log``."""
+        with self._read() as conn:
+            return _tasks.get_execution_log(conn, execution_id)
+
+    def cancel_task(self, task_id: int, *, now: datetime) -> tuple[Task, Wake]:
+        """See ``Store.cancel_task``."""
+        return self._write(lambda conn: _tasks.cancel_task(conn, task_id, now=now))
+
+    # Agents -------------------------------------------------------------------------------
+
+    def enroll_agent(
+        self, name: str, *, labels: dict[str, str], token_hash: str, now: datetime
+    ) -> Agent:
+        """See ``Store.enroll_agent``."""
+        try:
+            return self._write(
+                lambda conn: _agents.enroll_agent(
+                    conn, name, labels=labels, token_hash=token_hash, now=now
+                )
+            )
+        except IntegrityError:
+            raise Conflict("this agent token is already in use") from None
+
+    def agent_for_token(self, token_hash: str) -> Agent | None:
+        """See ``Store.agent_for_token``."""
+        with self._read() as conn:
+            return _agents.agent_for_token(conn, token_hash)
+
+    def get_agent(self, name: str) -> Agent:
+        """See ``Store.get_agent``."""
+        with self._read() as conn:
+            return _agents.get_agent(conn, name)
+
+    def list_agents(self) -> list[Agent]:
+        """See ``Store.list_agents``."""
+        with self._read() as conn:
+            return _agents.list_agents(conn)
+
+    def record_heartbeat(
+        self,
+        name: str,
+        *,
+        facts: AgentFacts,
+        labels: dict[str, str],
+        draining: bool,
+        now: datetime,
+        lease_seconds: float,
+    ) -> HeartbeatResult:
+        """See ``Store.record_heartbeat``."""
+        return self._write(
+            lambda conn: _agents.record_heartbeat(
+                conn,
+                name,
+                facts=facts,
+                labels=labels,
+                draining=draining,
+                now=now,
+                lease_seconds=lease_seconds,
+            )
+        )
+
+    def claim_executions(
+        self, agent: str, *, slots: int, now: datetime, lease_seconds: float
+    ) -> list[Claimed]:
+        """See ``Store.claim_executions``."""
+        return self._write(
+            lambda conn: _claims.claim_executions(
+                conn, agent, slots=slots, now=now, lease_seconds=lease_seconds
+            )
+        )
+
+    def pending_cancels(self, agent: str) -> list[int]:
+        """See ``Store.pending_cancels``."""
+        with self._read() as conn:
+            return _agents.pending_cancels(conn, agent)
+
+    def finish_execution(
+        self, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
+    ) -> tuple[Execution, Wake]:
+        """See ``Store.finish_execution``."""
+        return self._write(
+            lambda conn: _claims.finish_execution(
+                conn, execution_id, agent=agent, outcome=outcome, now=now
+            )
+        )
+
+    def reap(self, *, now: datetime, client_timeout: float) -> Sweep:
+        """See ``Store.reap``."""
+        return self._write(lambda conn: _agents.reap(conn, now=now, client_timeout=client_timeout))
+
+    def set_draining(self, name: str, draining: bool, *, now: datetime) -> Agent:
+        """See ``Store.set_draining``."""
+        return self._write(lambda conn: _agents.set_draining(conn, name, draining))
+
+    def revoke_agent(self, name: str, *, now: datetime) -> Agent:
+        """See ``Store.revoke_agent``."""
+        return self._write(lambda conn: _agents.revoke_agent(conn, name, now=now))
+
+    # Plugins ------------------------------------------------------------------------------
+
+    def sync_plugins(self, versions: Sequence[PluginVersion], *, now: datetime) -> list[str]:
+        """See ``Store.sync_plugins``."""
+        return self._write(lambda conn: _plugins.sync_plugins(conn, versions, now=now))
+
+    def list_plugins(self) -> list[Plugin]:
+        """See ``Store.list_plugins``."""
+        with self._read() as conn:
+            return _plugins.list_plugins(conn)
+
+    def get_plugin(self, name: str) -> Plugin:
+        """See ``Store.get_plugin``."""
+        with self._read() as conn:
+            return _plugins.get_plugin(conn, name)
+
+    def get_plugin_source(self, name: str) -> tuple[str, bytes]:
+        """See ``Store.get_plugin_source``."""
+        with self._read() as conn:
+            return _plugins.get_plugin_source(conn, name)
