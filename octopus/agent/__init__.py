@@ -1,0 +1,1 @@
+"""The agent: enrolls, heartbeats, claims executions, runs them in worker processes, reports."""

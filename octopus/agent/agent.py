@@ -1,0 +1,478 @@
+"""The agent process: enroll, heartbeat, long-poll for executions, run them in workers, report."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import time
+from collections.abc import Coroutine, Mapping
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from octopus.agent.backoff import Backoff
+from octopus.agent.client import AgentClient, RequestRefused, ServerUnavailable
+from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor
+from octopus.agent.facts import FactsCollector, local_ip
+from octopus.agent.plugin_cache import PluginCache
+from octopus.agent.reports import ReportSender, report_of
+from octopus.agent.state import AgentState
+from octopus.agent.worker_process import WorkerError
+from octopus.config import AgentSettings
+from octopus.core.enums import ExecutionStatus
+from octopus.core.models import ExecutionError
+from octopus.errors import AuthError, Conflict, NotFound, OctopusError
+from octopus.logs import setup_logging
+from octopus.schemas.agents import (
+    ClaimedExecution,
+    ClaimRequest,
+    ClaimResponse,
+    EnrollRequest,
+    Heartbeat,
+    HeartbeatAck,
+)
+
+logger = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_AUTH = 2
+_DOWNLOAD_ATTEMPTS = 5
+_EMPTY_CLAIM_PAUSE_SECONDS = 0.5
+"""Pause after a claim that came back empty at once, so a server that does not hold the
+long-poll cannot make the agent spin."""
+
+
+class Agent:
+    """One agent: separate tasks for heartbeats, claiming, running executions and reporting."""
+
+    def __init__(
+        self,
+        *,
+        server_url: str,
+        name: str,
+        state_dir: Path,
+        join_token: str | None = None,
+        labels: Mapping[str, str] | None = None,
+        concurrency: int = 2,
+        heartbeat_interval: float = 10.0,
+        allow_shell: bool = False,
+        claim_wait_seconds: float = 25.0,
+        max_backoff_seconds: float = 10.0,
+        handle_signals: bool = True,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        """Configure the agent; nothing happens until ``run``.
+
+        Args:
+            server_url: Where the server is, for example ``http://localhost:8000``.
+            name: This agent's unique name.
+            state_dir: Where the token, plugin cache and capture files are kept.
+            join_token: Used to enroll when no token is saved in ``state_dir``.
+            labels: Labels that tasks can select this agent by.
+            concurrency: Executions run at once (one warm worker process each).
+            heartbeat_interval: Seconds between heartbeats (shortened to half the lease).
+            allow_shell: Let the built-in shell plugin run commands.
+            claim_wait_seconds: How long the server may hold a claim (long-poll).
+            max_backoff_seconds: Longest pause between retries while the server is away.
+            handle_signals: Drain on SIGTERM/SIGINT (only in the main thread).
+            transport: An httpx transport, for tests.
+        """
+        self.name = name
+        self._server_url = server_url
+        self._join_token = join_token
+        self._labels = dict(labels or {})
+        self._concurrency = concurrency
+        self._heartbeat_interval = heartbeat_interval
+        self._interval = heartbeat_interval
+        self._claim_wait_seconds = claim_wait_seconds
+        self._max_backoff_seconds = max_backoff_seconds
+        self._handle_signals = handle_signals
+        self._state = AgentState(state_dir)
+        self._client = AgentClient(server_url, transport=transport)
+        self._plugins = PluginCache(self._state.plugins_dir)
+        self._executor = Executor(
+            size=concurrency, work_dir=self._state.work_dir, allow_shell=allow_shell
+        )
+        self._reports = ReportSender(
+            self._client, on_auth_error=self._auth_failed, max_backoff_seconds=max_backoff_seconds
+        )
+        self._facts = FactsCollector(concurrency=concurrency)
+        self._active: dict[int, ClaimedExecution] = {}
+        self._runners: set[asyncio.Task[None]] = set()
+        self._cancel_before_start: set[int] = set()
+        self._draining = False
+        self._exit_code = EXIT_OK
+        self._server_up = True
+        self._stop = asyncio.Event()
+        self._abort = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+
+    @property
+    def free_slots(self) -> int:
+        """How many more executions this agent can start now."""
+        return max(0, self._concurrency - len(self._active))
+
+    def stop(self) -> None:
+        """Drain: claim nothing more, finish and report running executions, then exit 0.
+
+        A second call stops at once: running executions are killed, reports are dropped.
+        """
+        if self._stop.is_set():
+            logger.warning("Stopping now without waiting for running executions")
+            self._abort.set()
+            return
+        logger.info("Draining: %s execution(s) still running", len(self._active))
+        self._draining = True
+        self._stop.set()
+        self._slot_freed.set()
+
+    async def run(self) -> int:
+        """Run until stopped; return the process exit code (0 drained, 1 error, 2 auth)."""
+        self._install_signal_handlers()
+        try:
+            self._state.ensure()
+            token = await self._obtain_token()
+            if token is None:
+                return self._exit_code
+            self._client.token = token
+            self._facts.ip = await asyncio.to_thread(local_ip, self._server_url)
+            return await self._serve()
+        except WorkerError as exc:
+            logger.error("Cannot start worker processes: %s", exc)
+            return EXIT_ERROR
+        finally:
+            self._remove_signal_handlers()
+            await self._client.aclose()
+
+    async def _serve(self) -> int:
+        async with self._executor:
+            logger.info(
+                "Agent %s running with %s worker(s) against %s",
+                self.name,
+                self._concurrency,
+                self._server_url,
+            )
+            heartbeats = asyncio.create_task(self._heartbeat_loop())
+            claims = asyncio.create_task(self._claim_loop())
+            await self._stop.wait()
+            await _cancel(claims)
+            if not self._abort.is_set():
+                await self._send_heartbeat()  # tells the server we are draining
+                await self._until_abort(self._drain())
+            await _cancel(heartbeats)
+            await self._abort_work()
+        logger.info("Agent %s stopped", self.name)
+        return self._exit_code
+
+    async def _drain(self) -> None:
+        while self._runners:
+            await asyncio.gather(*self._runners, return_exceptions=True)
+        await self._reports.wait_delivered()
+
+    async def _until_abort(self, work: Coroutine[Any, Any, None]) -> None:
+        job = asyncio.ensure_future(work)
+        aborted = asyncio.create_task(self._abort.wait())
+        await asyncio.wait({job, aborted}, return_when=asyncio.FIRST_COMPLETED)
+        await _cancel(aborted)
+        await _cancel(job)
+
+    async def _abort_work(self) -> None:
+        for runner in list(self._runners):
+            runner.cancel()
+        await asyncio.gather(*self._runners, return_exceptions=True)
+        await self._reports.abort()
+
+    # Enrollment -----------------------------------------------------------------------------
+
+    async def _obtain_token(self) -> str | None:
+        token = self._state.load_token()
+        if token is not None:
+            logger.info("Using the saved agent token in %s", self._state.root)
+            return token
+        if not self._join_token:
+            return self._give_up(
+                EXIT_AUTH,
+                "No saved token in %s and no join token: set OCTOPUS_JOIN_TOKEN "
+                "or pass --join-token",
+                self._state.root,
+            )
+        backoff = Backoff(cap_seconds=self._max_backoff_seconds)
+        request = EnrollRequest(name=self.name, labels=self._labels)
+        while not self._stop.is_set():
+            try:
+                enrolled = await self._client.enroll(self._join_token, request)
+            except ServerUnavailable as exc:
+                self._server_away(exc)
+                await self._pause(backoff.next_delay())
+                continue
+            except AuthError:
+                return self._give_up(EXIT_AUTH, "The server refused the join token")
+            except Conflict:
+                return self._give_up(
+                    EXIT_AUTH,
+                    "Agent name %s is already enrolled and no token is saved in %s",
+                    self.name,
+                    self._state.root,
+                )
+            except (RequestRefused, NotFound) as exc:
+                return self._give_up(EXIT_AUTH, "Enrollment refused: %s", exc)
+            self._state.save_token(enrolled.token)
+            self._heartbeat_interval = min(self._heartbeat_interval, enrolled.heartbeat_interval)
+            self._interval = self._heartbeat_interval
+            logger.info("Enrolled as %s; token saved in %s", enrolled.name, self._state.root)
+            return enrolled.token
+        return None
+
+    def _give_up(self, code: int, message: str, *args: object) -> str | None:
+        logger.error(message, *args)
+        self._exit_code = code
+        return None
+
+    def _auth_failed(self, exc: AuthError) -> None:
+        if self._exit_code != EXIT_AUTH:
+            logger.error(
+                "The server rejected the agent token (%s); stopping. Remove %s to enroll again",
+                exc.message,
+                self._state.token_path,
+            )
+        self._exit_code = EXIT_AUTH
+        self._draining = True
+        self._stop.set()
+        self._abort.set()
+
+    # Heartbeats ------------------------------------------------------------------------------
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await self._send_heartbeat()
+            await asyncio.sleep(self._interval)
+
+    async def _send_heartbeat(self) -> None:
+        facts = self._facts.collect(
+            free_slots=0 if self._draining else self.free_slots,
+            running=[*self._active, *self._reports.pending],
+            plugin_versions=self._plugins.versions(),
+        )
+        heartbeat = Heartbeat(facts=facts, labels=self._labels, draining=self._draining)
+        try:
+            ack = await self._client.heartbeat(self.name, heartbeat)
+        except ServerUnavailable as exc:
+            self._server_away(exc)
+        except AuthError as exc:
+            self._auth_failed(exc)
+        except (RequestRefused, NotFound) as exc:
+            logger.error("Heartbeat refused: %s", exc)
+        else:
+            self._server_back()
+            self._apply_ack(ack)
+
+    def _apply_ack(self, ack: HeartbeatAck) -> None:
+        for execution_id in ack.cancel:
+            self._cancel(execution_id)
+        if ack.lease_seconds > 0:
+            self._interval = min(self._heartbeat_interval, ack.lease_seconds / 2)
+        in_use = {claimed.plugin_sha256 for claimed in self._active.values()}
+        try:
+            self._plugins.forget(ack.plugins, keep=in_use)
+        except OSError as exc:
+            logger.warning("Cannot clean the plugin cache: %s", exc)
+
+    def _server_away(self, exc: OctopusError) -> None:
+        if self._server_up:
+            logger.warning("Server unreachable (%s); retrying with backoff", exc.message)
+        self._server_up = False
+
+    def _server_back(self) -> None:
+        if not self._server_up:
+            logger.info("Server reachable again")
+        self._server_up = True
+
+    # Claiming --------------------------------------------------------------------------------
+
+    async def _claim_loop(self) -> None:
+        backoff = Backoff(cap_seconds=self._max_backoff_seconds)
+        while not self._draining:
+            began = time.monotonic()
+            try:
+                response = await self._claim_once()
+            except ServerUnavailable as exc:
+                self._server_away(exc)
+                await self._pause(backoff.next_delay())
+                continue
+            except AuthError as exc:
+                self._auth_failed(exc)
+                return
+            except (RequestRefused, NotFound) as exc:
+                logger.error("Claim refused: %s", exc)
+                await self._pause(backoff.next_delay())
+                continue
+            backoff.reset()
+            if response is not None:
+                self._server_back()
+                self._accept(response)
+                if not (response.executions or response.cancel):
+                    await self._pause(_EMPTY_CLAIM_PAUSE_SECONDS - (time.monotonic() - began))
+
+    async def _claim_once(self) -> ClaimResponse | None:
+        """One long-poll; None if it was dropped because a slot freed while it asked for none."""
+        slots = self.free_slots
+        self._slot_freed.clear()
+        request = ClaimRequest(slots=slots, wait_seconds=self._claim_wait_seconds)
+        claim = asyncio.create_task(self._client.claim(self.name, request))
+        if slots > 0:
+            return await claim
+        # A claim for zero slots cannot lease anything, so dropping it loses nothing.
+        freed = asyncio.create_task(self._slot_freed.wait())
+        await asyncio.wait({claim, freed}, return_when=asyncio.FIRST_COMPLETED)
+        await _cancel(freed)
+        if claim.done():
+            return claim.result()
+        await _cancel(claim)
+        return None
+
+    def _accept(self, response: ClaimResponse) -> None:
+        for execution_id in response.cancel:
+            self._cancel(execution_id)
+        for claimed in response.executions:
+            self._start(claimed)
+
+    async def _pause(self, seconds: float) -> None:
+        if seconds > 0:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), seconds)
+
+    # Running ---------------------------------------------------------------------------------
+
+    def _cancel(self, execution_id: int) -> None:
+        if execution_id not in self._active:
+            return
+        logger.info("Cancelling", extra={"execution": execution_id})
+        if not self._executor.cancel(execution_id):
+            self._cancel_before_start.add(execution_id)
+
+    def _start(self, claimed: ClaimedExecution) -> None:
+        if claimed.id in self._active:
+            return
+        self._active[claimed.id] = claimed
+        logger.info(
+            "Starting %s.%s",
+            claimed.plugin,
+            claimed.action,
+            extra={"execution": claimed.id, "task": claimed.task_id},
+        )
+        runner = asyncio.create_task(self._run_one(claimed))
+        self._runners.add(runner)
+        runner.add_done_callback(self._runners.discard)
+
+    async def _run_one(self, claimed: ClaimedExecution) -> None:
+        started_at = datetime.now(UTC)
+        try:
+            outcome = await self._execute(claimed, started_at)
+        finally:
+            del self._active[claimed.id]
+            self._cancel_before_start.discard(claimed.id)
+            self._slot_freed.set()
+        logger.info(
+            "Execution %s",
+            outcome.status.value,
+            extra={"execution": claimed.id, "task": claimed.task_id},
+        )
+        self._reports.submit(claimed.id, report_of(outcome))
+
+    async def _execute(self, claimed: ClaimedExecution, started_at: datetime) -> ExecutionOutcome:
+        try:
+            path = await self._plugin_path(claimed)
+        except (OctopusError, OSError) as exc:
+            message = f"plugin {claimed.plugin} is not available here: {exc}"
+            return _failed(claimed, started_at, ExecutionError(type="PluginError", message=message))
+        if claimed.id in self._cancel_before_start:
+            return ExecutionOutcome(
+                id=claimed.id,
+                status=ExecutionStatus.CANCELLED,
+                error=ExecutionError(type="Cancelled", message="the execution was cancelled"),
+                started_at=started_at,
+                finished_at=datetime.now(UTC),
+            )
+        request = ExecutionRequest(
+            id=claimed.id,
+            task_id=claimed.task_id,
+            plugin=claimed.plugin,
+            sha256=claimed.plugin_sha256,
+            path=path,
+            action=claimed.action,
+            args=claimed.args,
+            kwargs=claimed.kwargs,
+            timeout_seconds=claimed.timeout_seconds,
+        )
+        return await self._executor.run(request)
+
+    async def _plugin_path(self, claimed: ClaimedExecution) -> Path:
+        backoff = Backoff(cap_seconds=self._max_backoff_seconds)
+        for _ in range(_DOWNLOAD_ATTEMPTS - 1):
+            try:
+                return await self._plugins.ensure(
+                    claimed.plugin, claimed.plugin_sha256, self._client.download_plugin
+                )
+            except ServerUnavailable as exc:
+                logger.warning("Plugin download failed: %s", exc, extra={"execution": claimed.id})
+                await asyncio.sleep(backoff.next_delay())
+        return await self._plugins.ensure(
+            claimed.plugin, claimed.plugin_sha256, self._client.download_plugin
+        )
+
+    # Signals ---------------------------------------------------------------------------------
+
+    def _install_signal_handlers(self) -> None:
+        if not self._handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.add_signal_handler(signum, self.stop)
+
+    def _remove_signal_handlers(self) -> None:
+        if not self._handle_signals:
+            return
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
+                loop.remove_signal_handler(signum)
+
+
+def _failed(
+    claimed: ClaimedExecution, started_at: datetime, error: ExecutionError
+) -> ExecutionOutcome:
+    return ExecutionOutcome(
+        id=claimed.id,
+        status=ExecutionStatus.FAILED,
+        error=error,
+        started_at=started_at,
+        finished_at=datetime.now(UTC),
+    )
+
+
+async def _cancel(task: asyncio.Future[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await task
+
+
+def run_agent(settings: AgentSettings) -> int:
+    """Run an agent from settings until it stops; return its exit code (used by the CLI)."""
+    setup_logging(settings.log_level, settings.log_file)
+    agent = Agent(
+        server_url=settings.server_url,
+        name=settings.agent_name,
+        join_token=settings.join_token,
+        labels=settings.labels,
+        concurrency=settings.concurrency,
+        state_dir=settings.state_dir,
+        heartbeat_interval=settings.heartbeat_interval,
+        allow_shell=settings.allow_shell,
+    )
+    return asyncio.run(agent.run())
