@@ -310,9 +310,8 @@ def _stop_error(
         return ExecutionError(type="Cancelled", message="the execution was cancelled")
     if status is ExecutionStatus.FAILED and worker is not None:
         code = worker.returncode
-        how = (
-            f"was killed by signal {-code}" if code is not None and code < 0 else f"exited ({code})"
-        )
+        killed = code is not None and code < 0
+        how = f"was killed by signal {-(code or 0)}" if killed else f"exited with code {code}"
         return ExecutionError(type="WorkerDied", message=f"the worker process {how}")
     return None
 

@@ -66,17 +66,10 @@ class WorkerProcess:
         Raises:
             WorkerError: The worker exited or did not answer within ``timeout_seconds``.
         """
-        process = await asyncio.create_subprocess_exec(
-            python,
-            "-u",
-            "-m",
-            "octopus.agent.worker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-            limit=_PIPE_LIMIT,
-        )
+        try:
+            process = await cls._start_process(env, python)
+        except OSError as exc:
+            raise WorkerError(f"cannot start a worker with {python}: {exc}") from exc
         worker = cls(process)
         try:
             hello = await asyncio.wait_for(worker.receive(), timeout_seconds)
@@ -90,6 +83,20 @@ class WorkerProcess:
             raise WorkerError(f"worker process exited with code {process.returncode} at start")
         logger.debug("Worker %s is ready", worker.pid)
         return worker
+
+    @staticmethod
+    async def _start_process(env: Mapping[str, str], python: str) -> asyncio.subprocess.Process:
+        return await asyncio.create_subprocess_exec(
+            python,
+            "-u",
+            "-m",
+            "octopus.agent.worker",
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            env=dict(env),
+            start_new_session=True,
+            limit=_PIPE_LIMIT,
+        )
 
     @property
     def alive(self) -> bool:

@@ -134,16 +134,21 @@ def check_call(spec: ActionSpec, args: Sequence[Any], kwargs: dict[str, Any]) ->
     parameters = [
         inspect.Parameter(
             param.name,
-            _KIND_BY_NAME[param.kind],
-            default=inspect.Parameter.empty if param.required else None,
+            kind,
+            default=inspect.Parameter.empty if param.required or _is_variadic(kind) else None,
         )
         for param in spec.params
+        for kind in [_KIND_BY_NAME[param.kind]]
     ]
     try:
         inspect.Signature(parameters).bind(*args, **kwargs)
     except TypeError as exc:
         return f"{spec.name}(): {exc}"
     return None
+
+
+def _is_variadic(kind: inspect._ParameterKind) -> bool:
+    return kind in (inspect.Parameter.VAR_POSITIONAL, inspect.Parameter.VAR_KEYWORD)
 
 
 def discover(dirs: Sequence[Path]) -> dict[str, Path]:

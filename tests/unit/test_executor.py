@@ -1,0 +1,346 @@
+"""The executor with real warm worker processes: results, errors, output, timeouts, cancel."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import psutil
+import pytest
+
+from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor, read_bounded_log
+from octopus.agent.worker_process import WorkerError, worker_environment
+from octopus.core.enums import ExecutionStatus
+from octopus.plugins.loader import sha256_of
+from tests.unit.waiting import async_wait_for
+
+PLUGIN = """
+import asyncio, os, subprocess, sys, time
+
+def echo(*args, **kwargs):
+    return {"args": list(args), "kwargs": kwargs}
+
+def boom(message):
+    raise ValueError(message)
+
+def not_json():
+    return {"when": object()}
+
+def nan():
+    return float("nan")
+
+def int_keys():
+    return {1: "a"}
+
+def talk():
+    print("to stdout")
+    print("to stderr", file=sys.stderr)
+    subprocess.run([sys.executable, "-c", "print('from a child')"], check=True)
+    return "done"
+
+def flood(size):
+    sys.stdout.write("H" * 1000 + "x" * size + "T" * 1000)
+    return size
+
+def tree(pid_file):
+    child = subprocess.Popen(["sleep", "300"])
+    with open(pid_file, "w") as handle:
+        handle.write(str(child.pid))
+    time.sleep(300)
+
+def pid():
+    return os.getpid()
+
+def env(name):
+    return os.environ.get(name)
+
+def die():
+    os._exit(3)
+
+async def later(value):
+    await asyncio.sleep(0.01)
+    return value
+
+def counter():
+    global COUNT
+    COUNT = globals().get("COUNT", 0) + 1
+    return COUNT
+"""
+
+
+class Harness:
+    def __init__(self, executor: Executor, plugin: Path) -> None:
+        self.executor = executor
+        self.plugin = plugin
+        self.sha256 = sha256_of(plugin.read_bytes())
+        self._ids = iter(range(1, 10_000))
+
+    def request(
+        self, action: str, *args: Any, timeout: float | None = 20, **kwargs: Any
+    ) -> ExecutionRequest:
+        return ExecutionRequest(
+            id=next(self._ids),
+            plugin="testplug",
+            sha256=self.sha256,
+            path=self.plugin,
+            action=action,
+            args=list(args),
+            kwargs=kwargs,
+            timeout_seconds=timeout,
+        )
+
+    async def run(self, action: str, *args: Any, **kwargs: Any) -> ExecutionOutcome:
+        return await self.executor.run(self.request(action, *args, **kwargs))
+
+
+Scenario = Callable[[Harness], Awaitable[None]]
+
+
+def run_with_executor(tmp_path: Path, scenario: Scenario, size: int = 1) -> None:
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+
+    async def main() -> None:
+        async with Executor(size=size, work_dir=tmp_path / "work") as executor:
+            await scenario(Harness(executor, plugin))
+
+    asyncio.run(main())
+
+
+def test_success_keeps_json_values_exactly(tmp_path: Path) -> None:
+    values = [True, False, None, 0, -7, 2**62, 1.5, "", "héllo ✓ 日本", {"a": [1, {"b": None}]}, []]
+
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("echo", *values, key={"nested": [True, None, "ü"]})
+        assert outcome.status is ExecutionStatus.SUCCEEDED
+        assert outcome.error is None
+        assert outcome.result == {"args": values, "kwargs": {"key": {"nested": [True, None, "ü"]}}}
+        assert outcome.started_at <= outcome.finished_at
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_exception_is_recorded_with_type_message_and_traceback(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("boom", "it broke")
+        assert outcome.status is ExecutionStatus.FAILED
+        assert outcome.error is not None
+        assert (outcome.error.type, outcome.error.message) == ("ValueError", "it broke")
+        assert outcome.error.traceback is not None
+        assert "in boom" in outcome.error.traceback
+        assert "worker.py" not in outcome.error.traceback
+
+    run_with_executor(tmp_path, scenario)
+
+
+@pytest.mark.parametrize("action", ["not_json", "nan", "int_keys"])
+def test_non_json_result_fails_clearly(tmp_path: Path, action: str) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run(action)
+        assert outcome.status is ExecutionStatus.FAILED
+        assert outcome.error is not None and outcome.error.type == "NonJSONResult"
+        assert outcome.result is None
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_missing_action_and_bad_arguments_fail(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        missing = await h.run("nope")
+        assert missing.error is not None and missing.error.type == "PluginError"
+        wrong = await h.run("boom", 1, 2, 3)
+        assert wrong.error is not None and wrong.error.type == "TypeError"
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_stdout_stderr_and_child_output_are_captured(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("talk")
+        assert outcome.status is ExecutionStatus.SUCCEEDED
+        assert outcome.log.splitlines() == ["to stdout", "to stderr", "from a child"]
+        assert not outcome.log_truncated
+        quiet = await h.run("echo")
+        assert quiet.log == ""
+        assert list((tmp_path / "work").iterdir()) == []
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_large_output_keeps_head_and_tail(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("flood", 600_000)
+        assert outcome.status is ExecutionStatus.SUCCEEDED
+        assert outcome.log_truncated
+        assert len(outcome.log) <= 256 * 1024
+        assert outcome.log.startswith("H" * 1000) and outcome.log.endswith("T" * 1000)
+        assert "bytes of output truncated" in outcome.log
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_read_bounded_log_edges(tmp_path: Path) -> None:
+    path = tmp_path / "log"
+    assert read_bounded_log(path) == ("", False)
+    path.write_bytes(b"ok\x00\xff")
+    assert read_bounded_log(path) == ("ok\ufffd\ufffd", False)
+    path.write_bytes(b"a" * 50 + b"b" * 50)
+    text, truncated = read_bounded_log(path, limit=80 + 100)
+    assert (text, truncated) == ("a" * 50 + "b" * 50, False)
+    path.write_bytes(b"a" * 300 + b"b" * 300)
+    text, truncated = read_bounded_log(path, limit=300)
+    assert (
+        truncated and len(text) <= 300 and text.startswith("a" * 100) and text.endswith("b" * 100)
+    )
+
+
+def test_timeout_kills_the_whole_tree_and_a_fresh_worker_takes_over(tmp_path: Path) -> None:
+    pid_file = tmp_path / "child.pid"
+
+    async def scenario(h: Harness) -> None:
+        before = await h.run("pid")
+        outcome = await h.run("tree", str(pid_file), timeout=1.0)
+        assert outcome.status is ExecutionStatus.TIMED_OUT
+        assert outcome.error is not None and outcome.error.type == "TimeoutError"
+        grandchild = int(pid_file.read_text(encoding="utf-8"))
+        await async_wait_for(lambda: not _alive(grandchild), 5, "the grandchild to die")
+        assert not _alive(before.result)
+        after = await h.run("pid")
+        assert after.status is ExecutionStatus.SUCCEEDED and after.result != before.result
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_cancel_stops_a_running_execution(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    async def scenario(h: Harness) -> None:
+        request = h.request("tree", str(marker))
+        running = asyncio.create_task(h.executor.run(request))
+        await async_wait_for(marker.exists, 10, "the action to start")
+        assert h.executor.running == (request.id,)
+        assert h.executor.cancel(request.id)
+        outcome = await running
+        assert outcome.status is ExecutionStatus.CANCELLED
+        assert not h.executor.cancel(request.id)
+        assert h.executor.running == ()
+        assert not _alive(int(marker.read_text(encoding="utf-8")))
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_worker_is_reused_and_keeps_module_state(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        first, second = await h.run("pid"), await h.run("pid")
+        assert first.result == second.result == first.worker_pid
+        assert first.result != os.getpid()
+        assert [(await h.run("counter")).result for _ in range(3)] == [1, 2, 3]
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_a_worker_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("die")
+        assert outcome.status is ExecutionStatus.FAILED
+        assert outcome.error is not None and outcome.error.type == "WorkerDied"
+        assert "exited with code 3" in outcome.error.message
+        assert (await h.run("echo", 1)).result == {"args": [1], "kwargs": {}}
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_async_action(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("later", {"ok": True})
+        assert (outcome.status, outcome.result) == (ExecutionStatus.SUCCEEDED, {"ok": True})
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_executions_run_in_parallel_on_separate_workers(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        assert len(h.executor.worker_pids) == 2
+        outcomes = await asyncio.gather(h.run("pid"), h.run("pid"), h.run("later", 1))
+        assert all(o.status is ExecutionStatus.SUCCEEDED for o in outcomes)
+        assert {o.worker_pid for o in outcomes} <= set(h.executor.worker_pids)
+
+    run_with_executor(tmp_path, scenario, size=2)
+
+
+def test_workers_do_not_see_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("OCTOPUS_ADMIN_TOKEN", "admin-secret-0123456789")
+    monkeypatch.setenv("OCTOPUS_JOIN_TOKEN", "join-secret-0123456789")
+    monkeypatch.setenv("OCTOPUS_ALLOW_SHELL", "1")
+    monkeypatch.setenv("HARMLESS", "yes")
+
+    async def scenario(h: Harness) -> None:
+        for name in ("OCTOPUS_ADMIN_TOKEN", "OCTOPUS_JOIN_TOKEN", "OCTOPUS_ALLOW_SHELL"):
+            assert (await h.run("env", name)).result is None
+        assert (await h.run("env", "HARMLESS")).result == "yes"
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_worker_environment_sets_the_shell_flag_only_when_allowed() -> None:
+    base = {
+        "OCTOPUS_ALLOW_SHELL": "1",
+        "OCTOPUS_DATABASE_URL": "postgresql://u:p@h/d",
+        "PATH": "/bin",
+    }
+    assert "OCTOPUS_ALLOW_SHELL" not in worker_environment(base, allow_shell=False)
+    assert "OCTOPUS_DATABASE_URL" not in worker_environment(base, allow_shell=False)
+    assert worker_environment(base, allow_shell=True)["OCTOPUS_ALLOW_SHELL"] == "1"
+
+
+def test_a_bad_interpreter_fails_to_start(tmp_path: Path) -> None:
+    async def main() -> None:
+        executor = Executor(size=1, work_dir=tmp_path, python=str(tmp_path / "no-python"))
+        with pytest.raises(WorkerError, match="cannot start a worker"):
+            await executor.start()
+
+    asyncio.run(main())
+
+
+PARENT = """
+import asyncio, sys
+from pathlib import Path
+from octopus.agent.executor import Executor
+
+async def main():
+    executor = Executor(size=2, work_dir=Path(sys.argv[1]))
+    await executor.start()
+    print(" ".join(map(str, executor.worker_pids)), flush=True)
+    await asyncio.sleep(600)
+
+asyncio.run(main())
+"""
+
+
+def test_workers_die_when_the_agent_is_killed(tmp_path: Path) -> None:
+    parent = psutil.Popen(
+        [sys.executable, "-c", PARENT, str(tmp_path)], stdout=psutil.subprocess.PIPE, text=True
+    )
+    try:
+        assert parent.stdout is not None
+        pids = [int(pid) for pid in parent.stdout.readline().split()]
+        assert len(pids) == 2 and all(_alive(pid) for pid in pids)
+        parent.kill()
+        parent.wait(10)
+        asyncio.run(async_wait_for(lambda: not any(map(_alive, pids)), 10, "workers to die"))
+    finally:
+        if parent.is_running():
+            parent.kill()
+        if parent.stdout is not None:
+            parent.stdout.close()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return False
