@@ -22,6 +22,8 @@ from octopus.store.tables import agents, executions, plugins, tasks
 SCAN_PAGE = 100
 SCAN_LIMIT = 1000
 """How many unassigned executions one claim looks at, at most, for a label match."""
+CANDIDATES_PER_SLOT = 4
+"""Matches gathered per slot, so concurrent claimers skipping each other's locks still fill up."""
 
 _CANDIDATE = select(
     executions.c.id,
@@ -82,23 +84,26 @@ def _assigned(conn: Connection, agent: str, *, slots: int, now: datetime) -> lis
 def _unassigned(
     conn: Connection, labels: dict[str, str], *, slots: int, now: datetime
 ) -> list[Row[Any]]:
-    """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy."""
-    base = _due(now).where(
+    """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy.
+
+    Labels are matched in Python over an unlocked scan; only the matches are then locked, so
+    a claim never holds rows it will not take (which would starve concurrent claimers).
+    """
+    due = _due(now).where(
         executions.c.agent.is_(None), executions.c.ownership == Ownership.ANYONE.value
     )
-    matched: list[Row[Any]] = []
+    matched: list[int] = []
     after = 0
     for _ in range(SCAN_LIMIT // SCAN_PAGE):
-        page = list(
-            conn.execute(
-                lock_for_claim(base.where(executions.c.id > after).limit(SCAN_PAGE), of=executions)
-            )
-        )
-        matched += [row for row in page if labels_match(labels, row.labels)]
-        if len(matched) >= slots or len(page) < SCAN_PAGE:
+        page = list(conn.execute(due.where(executions.c.id > after).limit(SCAN_PAGE)))
+        matched += [row.id for row in page if labels_match(labels, row.labels)]
+        if len(matched) >= slots * CANDIDATES_PER_SLOT or len(page) < SCAN_PAGE:
             break
         after = page[-1].id
-    return matched[:slots]
+    if not matched:
+        return []
+    stmt = due.where(executions.c.id.in_(matched)).limit(slots)
+    return list(conn.execute(lock_for_claim(stmt, of=executions)))
 
 
 def _start(
