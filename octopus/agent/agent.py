@@ -159,6 +159,8 @@ class Agent:
             )
             heartbeats = asyncio.create_task(self._heartbeat_loop())
             claims = asyncio.create_task(self._claim_loop())
+            for loop in (heartbeats, claims):
+                loop.add_done_callback(self._loop_ended)
             await self._stop.wait()
             await _cancel(claims)
             if not self._abort.is_set():
@@ -168,6 +170,15 @@ class Agent:
             await self._abort_work()
         logger.info("Agent %s stopped", self.name)
         return self._exit_code
+
+    def _loop_ended(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled() or task.exception() is None:
+            return
+        logger.error("Agent loop crashed; stopping", exc_info=task.exception())
+        self._exit_code = EXIT_ERROR
+        self._draining = True
+        self._stop.set()
+        self._abort.set()
 
     async def _drain(self) -> None:
         while self._runners:

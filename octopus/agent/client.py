@@ -96,7 +96,12 @@ class AgentClient:
         response = await self._post(
             f"/agents/{name}/claim",
             request,
-            limits=httpx.Timeout(self._timeout, read=read_timeout),
+            limits=httpx.Timeout(
+                connect=self._timeout.connect,
+                read=read_timeout,
+                write=self._timeout.write,
+                pool=self._timeout.pool,
+            ),
         )
         return _parse(response, ClaimResponse)
 

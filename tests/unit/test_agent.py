@@ -1,0 +1,245 @@
+"""The agent against an in-process fake server (httpx.MockTransport) with real worker processes."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from octopus.agent.agent import Agent
+from octopus.plugins.loader import sha256_of
+from tests.unit.waiting import async_wait_for
+
+JOIN = "join-token-0123456789"
+TOKEN = "agent-token-0123456789"
+PLUGIN = b"import time\n\ndef add(a, b):\n    return a + b\n\ndef nap(s):\n    time.sleep(s)\n"
+SHA = sha256_of(PLUGIN)
+
+
+class FakeServer:
+    """Speaks the agent protocol; tests script its answers."""
+
+    def __init__(self) -> None:
+        self.work: list[dict[str, Any]] = []
+        self.cancel: list[int] = []
+        self.reports: dict[int, dict[str, Any]] = {}
+        self.heartbeats: list[dict[str, Any]] = []
+        self.report_failures = 0
+        self.report_status = 200
+        self.revoked = False
+        self.wake = asyncio.Event()
+
+    def queue(self, execution_id: int, action: str, *args: Any, timeout: float = 30) -> None:
+        self.work.append(
+            {
+                "id": execution_id, "task_id": 10 + execution_id, "run_id": 1, "attempt": 1,
+                "plugin": "calc", "plugin_sha256": SHA, "action": action, "args": list(args),
+                "kwargs": {}, "timeout_seconds": timeout,
+                "lease_expires_at": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
+            }
+        )  # fmt: skip
+        self.wake.set()
+
+    async def handle(self, request: httpx.Request) -> httpx.Response:
+        path = request.url.path.removeprefix("/api/v1")
+        bearer = request.headers.get("Authorization", "")
+        if path == "/agents/enroll":
+            if bearer != f"Bearer {JOIN}":
+                return httpx.Response(401, json={"error": "unauthorized", "message": "bad join"})
+            body = json.loads(request.content)
+            answer = {"name": body["name"], "token": TOKEN, "heartbeat_interval": 0.2,
+                      "client_timeout": 5}  # fmt: skip
+            return httpx.Response(201, json=answer)
+        if bearer != f"Bearer {TOKEN}" or self.revoked:
+            return httpx.Response(401, json={"error": "unauthorized", "message": "unknown token"})
+        return await self._agent_call(path, request)
+
+    async def _agent_call(self, path: str, request: httpx.Request) -> httpx.Response:
+        body = json.loads(request.content) if request.content else None
+        if path.endswith("/heartbeat"):
+            self.heartbeats.append(body)
+            cancel, self.cancel = self.cancel, []
+            ack = {"status": "online", "cancel": cancel, "plugins": {"calc": SHA},
+                   "lease_seconds": 60}  # fmt: skip
+            return httpx.Response(200, json=ack)
+        if path.endswith("/claim"):
+            return await self._claim(body)
+        if path.startswith("/executions/"):
+            return self._report(int(path.split("/")[2]), body)
+        if path == "/plugins/calc/source":
+            return httpx.Response(200, content=PLUGIN, headers={"X-Octopus-Sha256": SHA})
+        return httpx.Response(404, json={"error": "not_found", "message": path})
+
+    async def _claim(self, body: dict[str, Any]) -> httpx.Response:
+        if not self.work and not self.cancel:
+            self.wake.clear()
+            try:
+                await asyncio.wait_for(self.wake.wait(), body["wait_seconds"])
+            except TimeoutError:
+                pass
+        executions, self.work = self.work[: body["slots"]], self.work[body["slots"] :]
+        cancel, self.cancel = self.cancel, []
+        return httpx.Response(200, json={"executions": executions, "cancel": cancel})
+
+    def _report(self, execution_id: int, body: dict[str, Any]) -> httpx.Response:
+        if self.report_failures > 0:
+            self.report_failures -= 1
+            return httpx.Response(503, json={"error": "unavailable", "message": "db down"})
+        if self.report_status == 409:
+            return httpx.Response(409, json={"error": "fenced", "message": "lease lost"})
+        self.reports[execution_id] = body
+        return httpx.Response(200, json={"id": execution_id, "status": body["status"]})
+
+
+def make_agent(server: FakeServer, state_dir: Path, **overrides: Any) -> Agent:
+    options: dict[str, Any] = {
+        "server_url": "http://octopus.test",
+        "name": "agent-1",
+        "join_token": JOIN,
+        "labels": {"zone": "a"},
+        "concurrency": 2,
+        "state_dir": state_dir,
+        "heartbeat_interval": 0.2,
+        "claim_wait_seconds": 1.0,
+        "max_backoff_seconds": 0.2,
+        "handle_signals": False,
+        "transport": httpx.MockTransport(server.handle),
+    }
+    options.update(overrides)
+    return Agent(**options)
+
+
+Scenario = Callable[[FakeServer, Agent], Awaitable[None]]
+
+
+def run_scenario(tmp_path: Path, scenario: Scenario, server: FakeServer | None = None) -> int:
+    server = server or FakeServer()
+
+    async def main() -> int:
+        agent = make_agent(server, tmp_path / "state")
+        running = asyncio.create_task(agent.run())
+        try:
+            await scenario(server, agent)
+        finally:
+            agent.stop()
+        return await asyncio.wait_for(running, 20)
+
+    return asyncio.run(main())
+
+
+def test_enrolls_runs_reports_and_drains(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(1, "add", 2, 3)
+        await async_wait_for(lambda: 1 in server.reports, 15, "the report")
+        report = server.reports[1]
+        assert (report["status"], report["result"], report["error"]) == ("succeeded", 5, None)
+        await async_wait_for(
+            lambda: server.heartbeats[-1]["facts"]["plugin_versions"], 5, "versions reported"
+        )
+        facts = server.heartbeats[-1]["facts"]
+        assert facts["concurrency"] == 2 and facts["plugin_versions"] == {"calc": SHA}
+        assert facts["pid"] > 0 and facts["version"] and facts["started_at"]
+
+    assert run_scenario(tmp_path, scenario) == 0
+    assert (tmp_path / "state" / "token").read_text(encoding="utf-8").strip() == TOKEN
+
+
+def test_drain_finishes_running_executions_first(tmp_path: Path) -> None:
+    server = FakeServer()
+
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(7, "nap", 0.5)
+        await async_wait_for(lambda: not server.work and agent.free_slots == 1, 10, "a start")
+
+    assert run_scenario(tmp_path, scenario, server) == 0
+    assert server.reports[7]["status"] == "succeeded"
+    assert any(heartbeat["draining"] for heartbeat in server.heartbeats)
+
+
+def test_cancel_from_the_server_stops_the_execution(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(3, "nap", 60)
+        await async_wait_for(lambda: agent.free_slots == 1, 10, "the execution to start")
+        server.cancel.append(3)
+        server.wake.set()
+        await async_wait_for(lambda: 3 in server.reports, 10, "the cancelled report")
+        assert server.reports[3]["status"] == "cancelled"
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_timeout_is_reported_as_timed_out(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(4, "nap", 60, timeout=0.5)
+        await async_wait_for(lambda: 4 in server.reports, 10, "the report")
+        assert server.reports[4]["status"] == "timed_out"
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_reports_are_retried_until_the_server_accepts_them(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.report_failures = 3
+
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(5, "add", 1, 1)
+        await async_wait_for(lambda: 5 in server.reports, 15, "the report after retries")
+
+    assert run_scenario(tmp_path, scenario, server) == 0
+    assert server.report_failures == 0
+
+
+def test_a_fenced_report_is_dropped_not_retried(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.report_status = 409
+
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(6, "add", 1, 1)
+        await async_wait_for(lambda: agent.free_slots == 2 and not server.work, 10, "the run")
+
+    assert run_scenario(tmp_path, scenario, server) == 0
+    assert server.reports == {}
+
+
+def test_a_revoked_token_stops_the_agent_with_exit_code_2(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.revoked = True
+
+    async def main() -> int:
+        agent = make_agent(server, tmp_path / "state")
+        agent._state.save_token(TOKEN)  # enrolled earlier
+        return await asyncio.wait_for(agent.run(), 10)
+
+    assert asyncio.run(main()) == 2
+
+
+def test_a_bad_join_token_stops_the_agent_with_exit_code_2(tmp_path: Path) -> None:
+    async def main() -> int:
+        agent = make_agent(FakeServer(), tmp_path / "state", join_token="wrong-token-0123456789")
+        return await asyncio.wait_for(agent.run(), 10)
+
+    assert asyncio.run(main()) == 2
+    assert not (tmp_path / "state" / "token").exists()
+
+
+def test_the_saved_token_is_reused_without_enrolling(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        await async_wait_for(lambda: server.heartbeats, 5, "a heartbeat")
+
+    (tmp_path / "state").mkdir()
+    (tmp_path / "state" / "token").write_text(TOKEN, encoding="utf-8")
+    server = FakeServer()
+
+    async def main() -> int:
+        agent = make_agent(server, tmp_path / "state", join_token=None)
+        running = asyncio.create_task(agent.run())
+        await scenario(server, agent)
+        agent.stop()
+        return await asyncio.wait_for(running, 10)
+
+    assert asyncio.run(main()) == 0
