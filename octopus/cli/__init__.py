@@ -1,0 +1,1 @@
+"""The ``octopus`` command line: one module per command group."""

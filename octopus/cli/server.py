@@ -1,0 +1,76 @@
+"""``octopus server``: run the API, scheduler and plugin store in this process."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from octopus.cli.arguments import env_option, load_settings
+from octopus.config import ServerSettings
+from octopus.logs import setup_logging
+
+
+def server(
+    ctx: typer.Context,
+    server_host: Annotated[
+        str | None, env_option("--host", "OCTOPUS_SERVER_HOST", "Bind address (default: 0.0.0.0).")
+    ] = None,
+    server_port: Annotated[
+        int | None, env_option("--port", "OCTOPUS_SERVER_PORT", "Port (default: 8000).")
+    ] = None,
+    data_dir: Annotated[
+        Path | None,
+        env_option(
+            "--data-dir",
+            "OCTOPUS_DATA_DIR",
+            "State: SQLite file, generated tokens (admin.token, mode 0600), logs "
+            "(default: ./octopus-data).",
+        ),
+    ] = None,
+    database_url: Annotated[
+        str | None,
+        env_option(
+            "--database-url",
+            "OCTOPUS_DATABASE_URL",
+            "sqlite:///... or postgresql://... (default: SQLite file in the data dir).",
+        ),
+    ] = None,
+    plugins_dir: Annotated[
+        Path | None,
+        env_option(
+            "--plugins-dir", "OCTOPUS_PLUGINS_DIR", "Plugin source folder (default: ./plugins)."
+        ),
+    ] = None,
+    local_agents: Annotated[
+        int | None,
+        env_option(
+            "--local-agents",
+            "OCTOPUS_LOCAL_AGENTS",
+            "Agents to run beside the server (default: 0).",
+        ),
+    ] = None,
+    log_level: Annotated[
+        str | None,
+        env_option(
+            "--log-level", "OCTOPUS_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR (default: INFO)."
+        ),
+    ] = None,
+    log_file: Annotated[
+        Path | None,
+        env_option("--log-file", "OCTOPUS_LOG_FILE", "Also log to this file, rotated by size."),
+    ] = None,
+) -> None:
+    """Run the server: REST API, dashboard, scheduler and plugin store.
+
+    The admin and join tokens come from OCTOPUS_ADMIN_TOKEN and OCTOPUS_JOIN_TOKEN; when they
+    are not set, the server generates them on first start and saves them in the data dir.
+    """
+    settings = load_settings(ServerSettings, ctx)
+    setup_logging(settings.log_level, settings.log_file)
+    from octopus.server.app import run_server  # imported late: the CLI starts fast without it
+
+    code = run_server(settings)
+    if code:
+        raise typer.Exit(code)
