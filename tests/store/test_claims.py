@@ -8,16 +8,17 @@ from datetime import timedelta
 
 import pytest
 
-from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus
-from octopus.core.models import AgentFacts, TaskSpec
+from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus, TaskStatus
+from octopus.core.models import AgentFacts, ExecutionError, TaskSpec
 from octopus.store import SqlStore, open_store
-from octopus.store.base import Claimed, PluginVersion
+from octopus.store.base import Claimed, Outcome, PluginVersion
 from tests.conftest import FixedClock
 from tests.store.conftest import DEMO, LEASE_SECONDS, AddAgent
 
 Claim = Callable[..., list[Claimed]]
 Adhoc = Callable[..., int]
 pytestmark = pytest.mark.usefixtures("demo_plugin")
+FAILED = Outcome(status=ExecutionStatus.FAILED, error=ExecutionError(type="E", message="m"))
 
 
 def test_claim_leases_the_execution_with_what_the_agent_needs(
@@ -71,7 +72,7 @@ def test_an_execution_waits_for_its_not_before(
     add_agent("a1")
     adhoc(max_retries=1, retry_backoff_seconds=10)
     [first] = claim("a1")
-    store.finish_execution(first.execution.id, agent="a1", outcome=_failed(), now=clock.now)
+    store.finish_execution(first.execution.id, agent="a1", outcome=FAILED, now=clock.now)
     clock.advance(9)
     assert claim("a1") == []
     clock.advance(1)
@@ -111,7 +112,7 @@ def test_draining_offline_revoked_and_unknown_agents_claim_nothing(
     clock.advance(60)
     add_agent("fresh")  # keeps the reaper from taking every agent offline
     store.reap(now=clock.now, client_timeout=30)
-    assert store.get_agent("gone").status.value == "offline"
+    assert store.get_agent("gone").status is AgentStatus.OFFLINE
     for name in ("draining", "gone", "revoked", "nobody"):
         assert claim(name, slots=5) == []
 
@@ -125,7 +126,7 @@ def test_set_draining_stops_claims_and_resuming_restores_them(
     beat = store.record_heartbeat(
         "a1", facts=AgentFacts(), labels={}, draining=False, now=clock.now, lease_seconds=30
     )
-    assert beat.agent.status.value == "draining"
+    assert beat.agent.status is AgentStatus.DRAINING
     assert claim("a1") == []
     store.set_draining("a1", False, now=clock.now)
     assert len(claim("a1")) == 1
@@ -144,16 +145,16 @@ def test_missing_plugin_fails_the_execution_instead_of_claiming_it(
     assert store.get_task(task_id).status is TaskStatus.FAILED
 
 
-def test_two_agents_never_claim_the_same_execution(
-    store: SqlStore, add_agent: AddAgent, adhoc: Adhoc, claim: Claim
+def test_an_execution_is_claimed_once(
+    store: SqlStore, clock: FixedClock, add_agent: AddAgent, adhoc: Adhoc, claim: Claim
 ) -> None:
-    add_agent("a1")
-    add_agent("a2")
-    store.set_draining("a2", True, now=store.get_agent("a2").enrolled_at)
-    adhoc()  # assigned to a1, the only online agent
-    store.set_draining("a2", False, now=store.get_agent("a2").enrolled_at)
-    assert claim("a2", slots=3) == []
+    add_agent("a1", draining=True)
+    add_agent("a2", draining=True)
+    adhoc()  # unassigned: both agents drain
+    store.set_draining("a1", False, now=clock.now)
+    store.set_draining("a2", False, now=clock.now)
     assert len(claim("a1", slots=3)) == 1
+    assert claim("a2", slots=3) == []
 
 
 def test_concurrent_claims_on_postgres_get_disjoint_executions(
@@ -196,14 +197,3 @@ def test_concurrent_claims_on_postgres_get_disjoint_executions(
     every = [i for taken in results.values() for i in taken] + [c.execution.id for c in rest]
     assert len(every) == len(set(every)) == 40
     assert sum(1 for taken in results.values() if taken) > 1
-
-
-def _failed() -> object:
-    from octopus.core.models import ExecutionError
-    from octopus.store.base import Outcome
-
-    return Outcome(status=ExecutionStatus.FAILED, error=ExecutionError(type="E", message="m"))
-
-
-def test_spec_factory_default_is_anyone(make_spec: Callable[..., TaskSpec]) -> None:
-    assert make_spec().ownership is Ownership.ANYONE

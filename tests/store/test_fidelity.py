@@ -1,0 +1,83 @@
+"""Values come back exactly as they went in: JSON on both backends, and UTC times."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime, timedelta, timezone
+
+import pytest
+
+from octopus.core.enums import ExecutionStatus, TaskType
+from octopus.core.models import ExecutionError, TaskSpec
+from octopus.store import SqlStore
+from octopus.store.base import Claimed, Outcome
+from tests.conftest import FixedClock
+from tests.store.conftest import AddAgent
+
+VALUES = [
+    True,
+    False,
+    None,
+    0,
+    -(2**63),
+    2**63 - 1,
+    1.5,
+    "",
+    "nul \x00 inside",
+    "unicode: é ü 日本 🐙",
+    'quote " and \\ backslash',
+    [],
+    {},
+    {"nested": [{"deep": [None, True, {"x": "\x00"}]}]},
+]
+
+
+def test_task_arguments_round_trip(
+    store: SqlStore, clock: FixedClock, make_spec: Callable[..., TaskSpec]
+) -> None:
+    kwargs = {f"k{i}": value for i, value in enumerate(VALUES)}
+    kwargs["key with \x00 nul"] = "v"
+    task = store.create_task(make_spec(args=VALUES, kwargs=kwargs), now=clock.now).task
+    stored = store.get_task(task.id).spec
+    assert stored.args == VALUES
+    assert stored.kwargs == kwargs
+    assert [type(v) for v in stored.args] == [type(v) for v in VALUES]
+
+
+@pytest.mark.usefixtures("demo_plugin")
+@pytest.mark.parametrize("result", VALUES, ids=repr)
+def test_results_and_errors_round_trip(
+    store: SqlStore,
+    clock: FixedClock,
+    add_agent: AddAgent,
+    claim: Callable[..., list[Claimed]],
+    make_spec: Callable[..., TaskSpec],
+    result: object,
+) -> None:
+    add_agent("a1")
+    store.create_task(make_spec(args=[result]), now=clock.now)
+    [claimed] = claim("a1")
+    assert claimed.args == [result]
+    error = ExecutionError(type="ValueError", message="bad \x00 ü", traceback="line\n\x00")
+    outcome = Outcome(status=ExecutionStatus.FAILED, result=result, error=error)
+    store.finish_execution(claimed.execution.id, agent="a1", outcome=outcome, now=clock.now)
+    stored = store.get_execution(claimed.execution.id)
+    assert (stored.result, stored.error) == (result, error)
+
+
+def test_times_come_back_aware_utc(
+    store: SqlStore, clock: FixedClock, make_spec: Callable[..., TaskSpec]
+) -> None:
+    paris = timezone(timedelta(hours=2))
+    run_at = datetime(2030, 6, 1, 12, 30, 15, 123456, tzinfo=paris)
+    spec = make_spec(type=TaskType.SCHEDULED, run_at=run_at)
+    task = store.get_task(store.create_task(spec, now=clock.now).task.id)
+    assert task.spec.run_at == run_at
+    assert task.spec.run_at is not None and task.spec.run_at.utcoffset() == timedelta(0)
+    assert task.next_run_at == run_at
+    assert task.created_at.tzinfo is not None and task.created_at == clock.now
+
+
+def test_naive_times_are_refused(store: SqlStore, clock: FixedClock) -> None:
+    with pytest.raises(Exception, match="naive"):
+        store.enroll_agent("a1", labels={}, token_hash="t", now=clock.now.replace(tzinfo=None))
