@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from octopus.core.enums import TaskStatus, TaskType
 from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
 from octopus.errors import Conflict
-from octopus.store import _agents, _claims, _plugins, _tasks
+from octopus.store import _agents, _claims, _plugins, _schedule, _tasks
 from octopus.store._dialect import (
     WRITE_OPTION,
     engine_for,
@@ -301,3 +301,55 @@ class SqlStore:
         """See ``Store.get_plugin_source``."""
         with self._read() as conn:
             return _plugins.get_plugin_source(conn, name)
+
+    # Scheduling (beyond the Store protocol) ------------------------------------------------
+
+    def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
+        """Scheduled or active tasks to act on: unplanned ones first, then those due by ``now``.
+
+        A cron task is created with ``next_run_at`` None (the store does not evaluate cron):
+        the scheduler computes its first fire time and sets it with ``plan_task``.
+        """
+        with self._read() as conn:
+            return _schedule.due_tasks(conn, now=now, limit=limit)
+
+    def fire_run(
+        self,
+        task_id: int,
+        *,
+        fire_time: datetime,
+        next_run_at: datetime | None,
+        now: datetime,
+    ) -> tuple[Run | None, Wake]:
+        """Fire a due task's run at ``fire_time`` and set its next fire time, exactly once.
+
+        Returns None for the run when another caller already fired ``fire_time`` (or the task
+        is paused, cancelled or finished). Dispatch is the same as an adhoc task's.
+        """
+        return self._write(
+            lambda conn: _schedule.fire_run(
+                conn, task_id, fire_time=fire_time, next_run_at=next_run_at, now=now
+            )
+        )
+
+    def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
+        """Set the first fire time of a task that has none; False if it already has one."""
+        return self._write(
+            lambda conn: _schedule.plan_task(conn, task_id, next_run_at=next_run_at, now=now)
+        )
+
+    def pause_task(self, task_id: int, *, now: datetime) -> Task:
+        """Pause an ``active`` task; InvalidTransition otherwise, NotFound if absent."""
+        return self._write(
+            lambda conn: _schedule.set_paused(conn, task_id, True, now=now, next_run_at=None)
+        )
+
+    def resume_task(
+        self, task_id: int, *, now: datetime, next_run_at: datetime | None = None
+    ) -> Task:
+        """Resume a ``paused`` task, firing next at ``next_run_at`` if given."""
+        return self._write(
+            lambda conn: _schedule.set_paused(
+                conn, task_id, False, now=now, next_run_at=next_run_at
+            )
+        )
