@@ -74,7 +74,7 @@ class ClaimRequest(Inbound):
     wait_seconds: float = Field(default=25.0, ge=0, le=60)
 
 
-class ClaimedExecution(Outbound):
+class ClaimedExecution(Outbound):  # type: ignore[no-redef]
     """An execution now leased to the claiming agent."""
 
     id: int

@@ -139,7 +139,7 @@ class RunRead(Outbound):
     executions: list[ExecutionRead]
 
 
-class TaskRead(Outbound):
+class TaskRead(Outbound):  # type: ignore[no-redef]  # pydantic-mypy clashes with a field named kwargs
     """A stored task."""
 
     id: int
@@ -168,7 +168,7 @@ class TaskRead(Outbound):
     updated_at: datetime
 
 
-class TaskDetail(TaskRead):
+class TaskDetail(TaskRead):  # type: ignore[no-redef]
     """A task with its runs, newest first, each with its executions."""
 
     runs: list[RunRead]

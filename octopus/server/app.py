@@ -4,20 +4,23 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+import socket
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
-from starlette.concurrency import run_in_threadpool
 
 from octopus import __version__
 from octopus.config import ServerSettings
 from octopus.logs import setup_logging
 from octopus.plugins.loader import BUILTIN_DIR
 from octopus.server.body_guard import BodyGuard
+from octopus.server.clock import utcnow
 from octopus.server.errors import install_error_handlers
 from octopus.server.local_agents import LocalAgents
+from octopus.server.loops import every
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
@@ -45,35 +48,32 @@ def build_state(settings: ServerSettings, store: Store | None = None) -> ServerS
     )
 
 
-async def _every(seconds: float, step_name: str, step: object) -> None:
-    assert callable(step)
-    while True:
-        try:
-            await run_in_threadpool(step)
-        except Exception:
-            logger.exception("%s failed; trying again", step_name)
-        await asyncio.sleep(seconds)
-
-
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.octopus
-    reaper = Reaper(state.store, state.notifier, client_timeout=state.settings.client_timeout)
+    settings = state.settings
+    reaper = Reaper(state.store, client_timeout=settings.client_timeout)
+    stopping = asyncio.Event()
     loops = [
-        asyncio.create_task(reaper.run(REAPER_INTERVAL_SECONDS), name="reaper"),
         asyncio.create_task(
-            _every(state.settings.plugin_scan_seconds, "Plugin scan", state.plugins.scan),
-            name="plugin-scan",
+            every(
+                REAPER_INTERVAL_SECONDS,
+                lambda: reaper.tick(utcnow()),
+                stopping,
+                name="Reaper pass",
+                then=lambda sweep: state.notifier.wake(sweep.wake),
+            )
+        ),
+        asyncio.create_task(
+            every(settings.plugin_scan_seconds, state.plugins.scan, stopping, name="Plugin scan")
         ),
     ]
     try:
         yield
     finally:
-        for loop in loops:
-            loop.cancel()
-        for loop in loops:
-            with suppress(asyncio.CancelledError):
-                await loop
+        stopping.set()
+        state.notifier.close()
+        await asyncio.gather(*loops)
 
 
 def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
@@ -90,6 +90,25 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         app.include_router(module.router)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     return app
+
+
+class _Server(uvicorn.Server):
+    """Uvicorn, plus releasing long-poll claims as soon as a shutdown signal arrives (uvicorn
+    waits for open requests before the lifespan ends, and a claim may wait 25 s)."""
+
+    def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
+        super().__init__(config)
+        self._on_exit = on_exit
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def serve(self, sockets: list[socket.socket] | None = None) -> None:
+        self._loop = asyncio.get_running_loop()
+        await super().serve(sockets)
+
+    def handle_exit(self, sig: int, frame: FrameType | None) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._on_exit)
+        super().handle_exit(sig, frame)
 
 
 def run_server(settings: ServerSettings) -> int:
@@ -114,7 +133,7 @@ def run_server(settings: ServerSettings) -> int:
     # Local agents back off and retry until the server listens, so they can start first.
     local.start()
     try:
-        uvicorn.Server(config).run()
+        _Server(config, on_exit=state.notifier.close).run()
     finally:
         local.stop()
         state.store.close()

@@ -19,6 +19,12 @@ class Notifier:
 
     def __init__(self) -> None:
         self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self.closing = False
+
+    def close(self) -> None:
+        """Shutting down: wake every waiting claim so it answers now and the server can stop."""
+        self.closing = True
+        self.wake(Wake(anyone=True))
 
     def wake(self, wake: Wake) -> None:
         """Wake the named agents, or every waiting agent when any of them may take the work."""

@@ -122,7 +122,7 @@ async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> Claim
             )
             cancel = await run_in_threadpool(state.store.pending_cancels, agent.name)
             remaining = deadline - time.monotonic()
-            if claimed or cancel or remaining <= 0:
+            if claimed or cancel or remaining <= 0 or state.notifier.closing:
                 return ClaimResponse(executions=[_claimed(c) for c in claimed], cancel=cancel)
             try:
                 async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
