@@ -105,7 +105,7 @@ def outcome(execution: ExecutionRead) -> str:
 def run_table(run: RunRead) -> Table:
     """One run: its executions with agent, attempt, status, times and outcome."""
     title = f"run {run.id} fired {when(run.fire_time)}: {run.status.value} ({run.summary})"
-    if run.reason:
+    if run.reason and run.reason != run.summary:
         title += f", {run.reason}"
     table = _table(
         "EXECUTION", "AGENT", "ATTEMPT", "STATUS", "STARTED", "FINISHED", "OUTCOME", title=title

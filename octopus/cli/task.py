@@ -9,7 +9,6 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.rule import Rule
 
 from octopus.cli import render
 from octopus.cli.arguments import parse_args, parse_kwargs, split_action
@@ -245,7 +244,7 @@ def _print_log(console: Console, execution: ExecutionRead, log: LogRead) -> None
         f"execution {execution.id} on {execution.agent or '-'}, attempt {execution.attempt}: "
         f"{execution.status.value}"
     )
-    console.print(Rule(title, align="left", style="dim"))
+    console.print(f"== {title}", style="bold", markup=False, highlight=False)
     console.print(log.log.rstrip("\n") or "(no output)", markup=False, highlight=False)
     if log.truncated:
         console.print("(output truncated)")

@@ -30,7 +30,7 @@ TRICKY_KWARGS = {"flag": True, "nothing": None, "text": "caf\u00e9", "list": [{"
 
 
 def test_json_args_kwargs_and_result_survive_the_round_trip(api: ApiClient, trio: Trio) -> None:
-    task = api.create_task("e2eplug.echo", *TRICKY_ARGS, kwargs=TRICKY_KWARGS, labels=trio.labels)
+    task = api.create_task("example.echo", *TRICKY_ARGS, kwargs=TRICKY_KWARGS, labels=trio.labels)
     assert task["args"] == TRICKY_ARGS
     assert task["kwargs"] == TRICKY_KWARGS
     done = api.wait_task(task["id"])
