@@ -44,4 +44,7 @@ def setup_logging(level: str, log_file: Path | None = None) -> None:
     root.setLevel(level)
     # Access logs would repeat every heartbeat and claim; keep them for DEBUG only.
     logging.getLogger("uvicorn.access").setLevel(logging.DEBUG if level == "DEBUG" else "WARNING")
-    logging.getLogger("httpx").setLevel(logging.WARNING)
+    # Migrations and the HTTP client log every step at INFO; keep those for DEBUG only.
+    quiet = logging.DEBUG if level == "DEBUG" else logging.WARNING
+    for chatty in ("httpx", "alembic"):
+        logging.getLogger(chatty).setLevel(quiet)

@@ -186,9 +186,17 @@ def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
         error=AGENT_OFFLINE,
         now=now,
     )
+    # Queued ``anyone`` work waiting on an agent that is gone or draining goes back to the pool.
+    unavailable = select(agents.c.name).where(
+        agents.c.status.in_([AgentStatus.OFFLINE.value, AgentStatus.DRAINING.value])
+    )
     freed = conn.execute(
         update(executions)
-        .where(*queued_on_gone, executions.c.ownership == Ownership.ANYONE.value)
+        .where(
+            executions.c.status == ExecutionStatus.QUEUED.value,
+            executions.c.agent.in_(unavailable.scalar_subquery()),
+            executions.c.ownership == Ownership.ANYONE.value,
+        )
         .values(agent=None)
         .returning(executions.c.id)
     ).all()

@@ -173,3 +173,30 @@ def test_reap_with_nothing_to_do_changes_nothing(
     claim("a1")
     sweep = store.reap(now=clock.now, client_timeout=TIMEOUT)
     assert (sweep.lost, sweep.offline, sweep.wake) == ([], [], Wake())
+
+
+def test_queued_anyone_work_of_a_draining_agent_goes_back_to_the_pool(
+    store: SqlStore, clock: FixedClock, add_agent: AddAgent, adhoc: Adhoc, claim: Claim
+) -> None:
+    add_agent("a1")
+    task_id = adhoc()
+    [queued] = store.list_executions(task_id=task_id)[0]
+    assert queued.agent == "a1"
+    store.set_draining("a1", True, now=clock.now)
+    sweep = store.reap(now=clock.now, client_timeout=TIMEOUT)
+    assert sweep.wake.anyone
+    assert store.get_execution(queued.id).agent is None
+    add_agent("a2")
+    [taken] = claim("a2")
+    assert taken.execution.id == queued.id
+
+
+def test_queued_specific_work_of_a_draining_agent_stays_with_it(
+    store: SqlStore, clock: FixedClock, add_agent: AddAgent, adhoc: Adhoc
+) -> None:
+    add_agent("a1")
+    task_id = adhoc(ownership=Ownership.SPECIFIC, target="a1")
+    store.set_draining("a1", True, now=clock.now)
+    store.reap(now=clock.now, client_timeout=TIMEOUT)
+    [queued] = store.list_executions(task_id=task_id)[0]
+    assert queued.agent == "a1" and queued.status is ExecutionStatus.QUEUED
