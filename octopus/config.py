@@ -35,7 +35,7 @@ class _TableSource(TomlConfigSettingsSource):
         self.init_kwargs = self.toml_data
 
 
-class _Settings(BaseSettings):
+class OctopusSettings(BaseSettings):
     """Shared behaviour: the OCTOPUS_ prefix, the TOML table, and one-line errors."""
 
     toml_table: ClassVar[str] = ""
@@ -78,7 +78,7 @@ class _Settings(BaseSettings):
             raise ConfigError(str(exc)) from None
 
 
-class ServerSettings(_Settings):
+class ServerSettings(OctopusSettings):
     """Settings of ``octopus server``."""
 
     toml_table = "server"
@@ -103,7 +103,7 @@ class ServerSettings(_Settings):
         return f"sqlite:///{(self.data_dir / 'octopus.db').resolve()}"
 
 
-class AgentSettings(_Settings):
+class AgentSettings(OctopusSettings):
     """Settings of ``octopus agent``."""
 
     toml_table = "agent"
@@ -123,7 +123,7 @@ class AgentSettings(_Settings):
         return parse_labels(value) if isinstance(value, str) else value
 
 
-class ClientSettings(_Settings):
+class ClientSettings(OctopusSettings):
     """Settings of the CLI commands that talk to a server."""
 
     toml_table = "client"

@@ -9,10 +9,9 @@ from typing import Annotated
 import typer
 
 from octopus.cli import render
-from octopus.cli.arguments import env_option, load_settings
+from octopus.cli.arguments import LogFileOption, LogLevelOption, env_option, load_settings
 from octopus.cli.client import Client, ServerOption, TokenOption
 from octopus.config import AgentSettings
-from octopus.logs import setup_logging
 from octopus.schemas.agents import AgentRead
 from octopus.schemas.common import Page
 
@@ -71,16 +70,8 @@ def run(
             "Seconds between heartbeats (default: 10).",
         ),
     ] = None,
-    log_level: Annotated[
-        str | None,
-        env_option(
-            "--log-level", "OCTOPUS_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR (default: INFO)."
-        ),
-    ] = None,
-    log_file: Annotated[
-        Path | None,
-        env_option("--log-file", "OCTOPUS_LOG_FILE", "Also log to this file, rotated by size."),
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_file: LogFileOption = None,
 ) -> None:
     """Run an agent: enroll, heartbeat, pull executions and run them.
 
@@ -89,7 +80,6 @@ def run(
     if ctx.invoked_subcommand is not None:
         return
     settings = load_settings(AgentSettings, ctx)
-    setup_logging(settings.log_level, settings.log_file)
     from octopus.agent.agent import run_agent  # imported late: management commands skip it
 
     code = run_agent(settings)

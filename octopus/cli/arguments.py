@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import json
-from typing import Any, TypeVar
+from pathlib import Path
+from typing import Annotated, Any, TypeVar
 
 import typer
 from typer._click.core import Context, ParameterSource
 
-from octopus.config import _Settings
+from octopus.config import OctopusSettings
 from octopus.errors import ConfigError
 from octopus.schemas.common import IDENTIFIER_PATTERN
 
-S = TypeVar("S", bound=_Settings)
+S = TypeVar("S", bound=OctopusSettings)
 _FLAG_SOURCE = "flag:"
 
 
@@ -103,3 +104,27 @@ def _name_bad_flag(cls: type[S], ctx: Context, flags: dict[str, Any]) -> ConfigE
                 flag = names.get(field, field)
                 return ConfigError(flag + exc.message.removeprefix("flag"))
     return None
+
+
+ActionTarget = Annotated[str, typer.Argument(metavar="PLUGIN.ACTION", help="What to run.")]
+ActionArgs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="[ARGS]...", help="Positional arguments: JSON when they parse, else strings."
+    ),
+]
+KwargsOption = Annotated[
+    str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")
+]
+ArgJsonOption = Annotated[
+    str | None,
+    typer.Option("--arg-json", help="Positional arguments as a JSON list (before ARGS)."),
+]
+LogLevelOption = Annotated[
+    str | None,
+    env_option("--log-level", "OCTOPUS_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR (default: INFO)."),
+]
+LogFileOption = Annotated[
+    Path | None,
+    env_option("--log-file", "OCTOPUS_LOG_FILE", "Also log to this file, rotated by size."),
+]

@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 
 from octopus.cli import render
-from octopus.cli.arguments import parse_args, parse_kwargs, split_action
+from octopus.cli.arguments import (
+    ActionArgs,
+    ActionTarget,
+    ArgJsonOption,
+    KwargsOption,
+    parse_args,
+    parse_kwargs,
+    split_action,
+)
 from octopus.cli.client import Client, ServerOption, TokenOption
 from octopus.errors import PluginError
 from octopus.schemas.plugins import ActionRead, PluginRead
@@ -63,20 +71,10 @@ def check(
 
 @app.command()
 def run(
-    target: Annotated[str, typer.Argument(metavar="PLUGIN.ACTION", help="What to run.")],
-    args: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="[ARGS]...", help="Positional arguments: JSON when they parse, else strings."
-        ),
-    ] = None,
-    kwargs: Annotated[
-        str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")
-    ] = None,
-    arg_json: Annotated[
-        str | None,
-        typer.Option("--arg-json", help="Positional arguments as a JSON list (before ARGS)."),
-    ] = None,
+    target: ActionTarget,
+    args: ActionArgs = None,
+    kwargs: KwargsOption = None,
+    arg_json: ArgJsonOption = None,
     plugins_dir: Annotated[
         Path,
         typer.Option(

@@ -1,4 +1,4 @@
-"""``octopus server``: run the API, scheduler and plugin store in this process."""
+"""``octopus server``: run the API, agent protocol and plugin store in this process."""
 
 from __future__ import annotations
 
@@ -7,9 +7,8 @@ from typing import Annotated
 
 import typer
 
-from octopus.cli.arguments import env_option, load_settings
+from octopus.cli.arguments import LogFileOption, LogLevelOption, env_option, load_settings
 from octopus.config import ServerSettings
-from octopus.logs import setup_logging
 
 
 def server(
@@ -51,24 +50,15 @@ def server(
             "Agents to run beside the server (default: 0).",
         ),
     ] = None,
-    log_level: Annotated[
-        str | None,
-        env_option(
-            "--log-level", "OCTOPUS_LOG_LEVEL", "DEBUG, INFO, WARNING, ERROR (default: INFO)."
-        ),
-    ] = None,
-    log_file: Annotated[
-        Path | None,
-        env_option("--log-file", "OCTOPUS_LOG_FILE", "Also log to this file, rotated by size."),
-    ] = None,
+    log_level: LogLevelOption = None,
+    log_file: LogFileOption = None,
 ) -> None:
-    """Run the server: REST API, dashboard, scheduler and plugin store.
+    """Run the server: REST API, agent protocol and plugin store.
 
     The admin and join tokens come from OCTOPUS_ADMIN_TOKEN and OCTOPUS_JOIN_TOKEN; when they
     are not set, the server generates them on first start and saves them in the data dir.
     """
     settings = load_settings(ServerSettings, ctx)
-    setup_logging(settings.log_level, settings.log_file)
     from octopus.server.app import run_server  # imported late: the CLI starts fast without it
 
     code = run_server(settings)

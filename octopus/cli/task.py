@@ -11,7 +11,15 @@ import typer
 from rich.console import Console
 
 from octopus.cli import render
-from octopus.cli.arguments import parse_args, parse_kwargs, split_action
+from octopus.cli.arguments import (
+    ActionArgs,
+    ActionTarget,
+    ArgJsonOption,
+    KwargsOption,
+    parse_args,
+    parse_kwargs,
+    split_action,
+)
 from octopus.cli.client import Client, ServerOption, TokenOption
 from octopus.config import parse_labels
 from octopus.core.enums import TaskStatus
@@ -63,20 +71,10 @@ def _schedule(at: str | None, every: float | None, cron: str | None) -> dict[str
 
 @app.command()
 def create(
-    target: Annotated[str, typer.Argument(metavar="PLUGIN.ACTION", help="What to run.")],
-    args: Annotated[
-        list[str] | None,
-        typer.Argument(
-            metavar="[ARGS]...", help="Positional arguments: JSON when they parse, else strings."
-        ),
-    ] = None,
-    kwargs: Annotated[
-        str | None, typer.Option("--kwargs", help="Keyword arguments as a JSON object.")
-    ] = None,
-    arg_json: Annotated[
-        str | None,
-        typer.Option("--arg-json", help="Positional arguments as a JSON list (before ARGS)."),
-    ] = None,
+    target: ActionTarget,
+    args: ActionArgs = None,
+    kwargs: KwargsOption = None,
+    arg_json: ArgJsonOption = None,
     ownership: Annotated[str, typer.Option(help="all, anyone or specific.")] = "anyone",
     agent: Annotated[
         str | None, typer.Option("--target", help="Agent name; required with --ownership specific.")
