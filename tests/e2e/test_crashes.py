@@ -5,10 +5,11 @@ from __future__ import annotations
 import signal
 import time
 
+import psutil
 import pytest
 
 from tests.e2e.conftest import AgentFactory, ServerFactory
-from tests.e2e.harness import CLIENT_TIMEOUT_SECONDS, AgentProcess, ApiClient
+from tests.e2e.harness import CLIENT_TIMEOUT_SECONDS, AgentProcess, ApiClient, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +25,16 @@ def test_killed_agent_loses_its_execution_and_anyone_moves_on(
     started = agents.start(2, concurrency=1)
     task = api.create_task("e2eplug.sleep", 3, on_lost="retry", labels=agents.labels)
     victim = _running_on(api, task["id"], started)
+    workers = psutil.Process(victim.pid).children(recursive=True)
+    assert workers, "the agent runs its actions in worker processes"
 
     killed_at = time.monotonic()
     victim.kill()
+    wait_for(
+        lambda: not any(w.is_running() and w.status() != psutil.STATUS_ZOMBIE for w in workers),
+        timeout=10,
+        message="worker processes outlived their killed agent",
+    )
     lost = api.wait_execution(task["id"], ["lost"], timeout=CLIENT_TIMEOUT_SECONDS + 12)
     assert lost[0]["agent"] == victim.name
     assert time.monotonic() - killed_at >= CLIENT_TIMEOUT_SECONDS * 0.5
