@@ -42,6 +42,15 @@ def noisy(lines: int = 3) -> int:
     return lines
 
 
+def countdown(count: int = 10, interval_seconds: float = 1.0) -> str:
+    """Print a line every ``interval_seconds``, ``count`` times: output to follow live."""
+    for remaining in range(count, 0, -1):
+        sys.stdout.write(f"{remaining}...\n")
+        sys.stdout.flush()
+        time.sleep(interval_seconds)
+    return "lift-off"
+
+
 def write_marker(path: str, seconds: float = 60) -> str:
     """Create the file ``path``, then sleep: shows an execution started, so it can be killed."""
     Path(path).write_text("started\n", encoding="utf-8")

@@ -18,6 +18,7 @@ from octopus.agent.backoff import Backoff
 from octopus.agent.client import AgentClient, RequestRefused, ServerUnavailable
 from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor
 from octopus.agent.facts import FactsCollector, local_ip
+from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import PluginCache
 from octopus.agent.reports import ReportSender, report_of
 from octopus.agent.state import AgentState
@@ -95,8 +96,12 @@ class Agent:
         self._state = AgentState(state_dir)
         self._client = AgentClient(server_url, transport=transport)
         self._plugins = PluginCache(self._state.plugins_dir)
+        self._output = OutputStreamer(self._client)
         self._executor = Executor(
-            size=concurrency, work_dir=self._state.work_dir, allow_shell=allow_shell
+            size=concurrency,
+            work_dir=self._state.work_dir,
+            allow_shell=allow_shell,
+            on_output=self._output.add,
         )
         self._reports = ReportSender(
             self._client, on_auth_error=self._auth_failed, max_backoff_seconds=max_backoff_seconds
@@ -168,6 +173,7 @@ class Agent:
                 await self._until_abort(self._drain())
             await _cancel(heartbeats)
             await self._abort_work()
+            await self._output.close()
         logger.info("Agent %s stopped", self.name)
         return self._exit_code
 
@@ -385,6 +391,7 @@ class Agent:
         try:
             outcome = await self._execute(claimed, started_at)
         finally:
+            self._output.forget(claimed.id)
             del self._active[claimed.id]
             self._cancel_before_start.discard(claimed.id)
             self._slot_freed.set()

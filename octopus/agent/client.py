@@ -18,6 +18,7 @@ from octopus.schemas.agents import (
     ExecutionReport,
     Heartbeat,
     HeartbeatAck,
+    OutputChunk,
     ReportAck,
 )
 
@@ -116,6 +117,17 @@ class AgentClient:
         except Conflict as exc:
             raise Fenced(exc.message) from None
         return _parse(response, ReportAck)
+
+    async def send_output(self, execution_id: int, chunk: OutputChunk) -> None:
+        """Send new output of a running execution.
+
+        Raises:
+            Fenced: The attempt no longer holds its lease (or already reported).
+        """
+        try:
+            await self._post(f"/executions/{execution_id}/output", chunk)
+        except Conflict as exc:
+            raise Fenced(exc.message) from None
 
     async def download_plugin(self, name: str) -> bytes:
         """Return the current source of plugin ``name`` (the caller verifies its hash)."""

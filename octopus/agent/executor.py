@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import codecs
 import contextlib
 import itertools
 import logging
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,6 +22,8 @@ from octopus.core.models import ExecutionError
 from octopus.schemas.agents import MAX_LOG_BYTES
 
 logger = logging.getLogger(__name__)
+
+OutputCallback = Callable[[int, str], None]
 
 _TRUNCATION_RESERVE = 100
 """Characters kept free in a truncated log for the marker between head and tail."""
@@ -72,6 +75,8 @@ class Executor:
         environ: Mapping[str, str] | None = None,
         python: str = sys.executable,
         start_timeout_seconds: float = 30.0,
+        on_output: OutputCallback | None = None,
+        output_interval_seconds: float = 0.5,
     ) -> None:
         """Prepare the pool; nothing starts until ``start``.
 
@@ -82,6 +87,8 @@ class Executor:
             environ: Base environment for workers (default: this process's, minus secrets).
             python: The interpreter that runs workers.
             start_timeout_seconds: How long a worker may take to become ready.
+            on_output: Called with an execution's id and its new output while it runs.
+            output_interval_seconds: How often running executions' output is looked at.
         """
         self.size = size
         self._work_dir = work_dir
@@ -95,6 +102,8 @@ class Executor:
         self._stops: dict[int, asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._numbers = itertools.count(1)
+        self._on_output = on_output
+        self._output_interval_seconds = output_interval_seconds
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready.
@@ -214,6 +223,7 @@ class Executor:
         log_path = self._work_dir / f"execution-{request.id}-{next(self._numbers)}.log"
         started_at = datetime.now(UTC)
         error: ExecutionError | None = None
+        follow = self._follow(request.id, log_path) if self._on_output else None
         try:
             status, reply = await self._exchange(worker, request, log_path, stop)
         except WorkerError as exc:
@@ -223,11 +233,28 @@ class Executor:
             await worker.kill_tree()
             raise
         finally:
+            if follow is not None:
+                follow.cancel()
             log, truncated = read_bounded_log(log_path)
             with contextlib.suppress(FileNotFoundError):
                 log_path.unlink()
         outcome = _outcome(request, started_at, status, reply=reply, worker=worker, error=error)
         return _with_log(outcome, log, truncated)
+
+    def _follow(self, execution_id: int, log_path: Path) -> asyncio.Task[None]:
+        """Pass new output of a running execution to ``on_output`` every interval."""
+        assert self._on_output is not None
+        follower = OutputFollower(log_path)
+        on_output = self._on_output
+
+        async def follow() -> None:
+            while not follower.exhausted:
+                await asyncio.sleep(self._output_interval_seconds)
+                text = follower.read_new()
+                if text:
+                    on_output(execution_id, text)
+
+        return asyncio.create_task(follow())
 
     async def _exchange(
         self, worker: WorkerProcess, request: ExecutionRequest, log_path: Path, stop: asyncio.Event
@@ -332,6 +359,34 @@ def _with_log(outcome: ExecutionOutcome, log: str, truncated: bool) -> Execution
         finished_at=outcome.finished_at,
         worker_pid=outcome.worker_pid,
     )
+
+
+class OutputFollower:
+    """Reads what a capture file gained since the last read, as text, up to MAX_LOG_BYTES in all.
+
+    An incremental decoder keeps a character split across two reads whole.
+    """
+
+    def __init__(self, path: Path) -> None:
+        self._path = path
+        self._offset = 0
+        self._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+
+    @property
+    def exhausted(self) -> bool:
+        """Whether the live limit is reached (the final report still carries head and tail)."""
+        return self._offset >= MAX_LOG_BYTES
+
+    def read_new(self) -> str:
+        """The text written since the last call ("" when nothing new or no file yet)."""
+        try:
+            with self._path.open("rb") as handle:
+                handle.seek(self._offset)
+                data = handle.read(MAX_LOG_BYTES - self._offset)
+        except FileNotFoundError:
+            return ""
+        self._offset += len(data)
+        return self._decoder.decode(data).replace("\x00", "\ufffd")
 
 
 def read_bounded_log(path: Path, limit: int = MAX_LOG_BYTES) -> tuple[str, bool]:

@@ -97,6 +97,15 @@ class ClaimResponse(Outbound):
     cancel: list[int]
 
 
+MAX_OUTPUT_CHUNK = 64 * 1024
+
+
+class OutputChunk(Inbound):
+    """New output of a running execution, sent while it runs so it can be followed live."""
+
+    text: str = Field(min_length=1, max_length=MAX_OUTPUT_CHUNK)
+
+
 ReportableStatus = Literal["succeeded", "failed", "timed_out", "cancelled"]
 
 

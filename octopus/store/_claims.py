@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, or_, select, update
+from sqlalchemy import Connection, Row, case, func, or_, select, update
 
 from octopus.core.dispatch import labels_match
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
@@ -14,7 +14,7 @@ from octopus.core.states import EXECUTION_TRANSITIONS, check_transition, sources
 from octopus.errors import Fenced
 from octopus.store._dialect import lock_for_claim
 from octopus.store._records import execution_from_row
-from octopus.store._settle import conclude, end_execution, values
+from octopus.store._settle import clean_log, conclude, end_execution, values
 from octopus.store._tasks import get_execution
 from octopus.store.base import Claimed, Outcome, Wake
 from octopus.store.tables import agents, executions, plugins, tasks
@@ -154,6 +154,35 @@ def _claimed(execution: Execution, candidate: Row[Any]) -> Claimed:
         timeout_seconds=candidate.timeout_seconds,
         plugin_sha256=candidate.sha256,
     )
+
+
+def append_output(
+    conn: Connection, execution_id: int, *, agent: str, text: str, limit: int
+) -> None:
+    """Append live output to a running execution the agent holds, up to ``limit`` characters.
+
+    Fenced if the agent does not hold it. Output past the limit is dropped and the log marked
+    truncated; the final report replaces the live log with its bounded head and tail anyway.
+    """
+    log = func.coalesce(executions.c.log, "")
+    room = limit - func.length(log)
+    fits = func.length(text) <= room
+    stmt = (
+        update(executions)
+        .where(
+            executions.c.id == execution_id,
+            executions.c.agent == agent,
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(
+            log=case((fits, log + clean_log(text)), else_=log),
+            log_truncated=case((fits, executions.c.log_truncated), else_=True),
+        )
+        .returning(executions.c.id)
+    )
+    if conn.execute(stmt).first() is None:
+        current = get_execution(conn, execution_id)
+        raise Fenced(f"execution {execution_id} is {current.status.value}, not running on {agent}")
 
 
 def finish_execution(

@@ -216,6 +216,12 @@ class Store(Protocol):
     def pending_cancels(self, agent: str) -> list[int]:
         """Ids of the agent's running executions that are marked for stopping."""
 
+    def append_output(self, execution_id: int, *, agent: str, text: str, limit: int) -> None:
+        """Append live output to a running execution that ``agent`` holds, so it can be
+        followed while it runs; past ``limit`` characters output is dropped and the log marked
+        truncated (the final report's bounded log replaces it). Fenced if the agent does not
+        hold the execution; NotFound if absent."""
+
     def finish_execution(
         self, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
     ) -> tuple[Execution, Wake]:

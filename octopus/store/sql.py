@@ -259,6 +259,14 @@ class SqlStore:
         with self._read() as conn:
             return _agents.pending_cancels(conn, agent)
 
+    def append_output(self, execution_id: int, *, agent: str, text: str, limit: int) -> None:
+        """See ``Store.append_output``."""
+        self._write(
+            lambda conn: _claims.append_output(
+                conn, execution_id, agent=agent, text=text, limit=limit
+            )
+        )
+
     def finish_execution(
         self, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
     ) -> tuple[Execution, Wake]:

@@ -189,3 +189,19 @@ def test_plugins_are_listed_with_their_actions(client: TestClient) -> None:
     assert hello["params"][0]["name"] == "name" and hello["params"][0]["required"] is False
     assert client.get("/api/v1/plugins/example").json()["sha256"] == plugins["example"]["sha256"]
     assert client.get("/api/v1/plugins/nope").status_code == 404
+
+
+def test_live_output_is_served_while_running_and_fenced_after(
+    client: TestClient, enroll: AgentClient
+) -> None:
+    headers = enroll("o1")
+    client.post("/api/v1/tasks", json={"plugin": "example", "action": "hello"})
+    (work,) = claim(client, "o1", headers)["executions"]
+    url = f"/api/v1/executions/{work['id']}/output"
+    assert client.post(url, json={"text": "half way\n"}, headers=headers).status_code == 204
+    assert client.get(f"/api/v1/executions/{work['id']}/log").json()["log"] == "half way\n"
+    assert client.post(url, json={"text": ""}, headers=headers).status_code == 422
+    assert client.post(url, json={"text": "x"}).status_code == 401
+    report(client, work["id"], headers, status="succeeded", log="all of it\n")
+    assert client.post(url, json={"text": "late\n"}, headers=headers).status_code == 409
+    assert client.get(f"/api/v1/executions/{work['id']}/log").json()["log"] == "all of it\n"

@@ -6,8 +6,8 @@ import time
 
 import pytest
 
-from tests.e2e.conftest import Trio
-from tests.e2e.harness import ApiClient
+from tests.e2e.conftest import AgentFactory, Trio
+from tests.e2e.harness import ApiClient, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -117,3 +117,18 @@ def test_stdout_and_stderr_are_captured(api: ApiClient, trio: Trio) -> None:
     assert "out: captured text" in log["log"]
     assert "err: captured text" in log["log"]
     assert log["truncated"] is False
+
+
+def test_output_of_a_running_execution_can_be_followed_live(
+    api: ApiClient, agents: AgentFactory
+) -> None:
+    agents.start(1)
+    task = api.create_task("e2eplug.sleep", 4, labels=agents.labels)
+    (execution,) = api.wait_execution(task["id"], ["running"])
+    live = wait_for(
+        lambda: "sleeping 4" in api.log(execution["id"])["log"], timeout=3, message="live output"
+    )
+    assert live
+    assert api.get_task(task["id"])["status"] == "running"
+    assert api.wait_task(task["id"])["status"] == "succeeded"
+    assert api.log(execution["id"])["log"] == "sleeping 4\n"

@@ -14,6 +14,7 @@ from octopus.core.enums import ExecutionStatus
 from octopus.core.models import AgentFacts, ExecutionError
 from octopus.errors import Fenced
 from octopus.schemas.agents import (
+    MAX_LOG_BYTES,
     ClaimedExecution,
     ClaimRequest,
     ClaimResponse,
@@ -22,6 +23,7 @@ from octopus.schemas.agents import (
     ExecutionReport,
     Heartbeat,
     HeartbeatAck,
+    OutputChunk,
     ReportAck,
 )
 from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, NAME_PATTERN
@@ -161,6 +163,22 @@ async def report(
         raise
     state.notifier.wake(wake)
     return ReportAck(id=execution.id, status=execution.status)
+
+
+@router.post("/executions/{execution_id}/output", status_code=204)
+async def append_output(
+    execution_id: ExecutionId, body: OutputChunk, agent: AnyAgent, state: State
+) -> Response:
+    """Append output of a running execution, for following it live. 409 if this agent does not
+    hold the execution's lease."""
+    await run_in_threadpool(
+        state.store.append_output,
+        execution_id,
+        agent=agent.name,
+        text=body.text,
+        limit=MAX_LOG_BYTES,
+    )
+    return Response(status_code=204)
 
 
 @router.get(
