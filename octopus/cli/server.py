@@ -9,6 +9,7 @@ import typer
 
 from octopus.cli.arguments import LogFileOption, LogLevelOption, env_option, load_settings
 from octopus.config import ServerSettings
+from octopus.server.secrets import ServerTokens
 
 
 def server(
@@ -61,6 +62,16 @@ def server(
     settings = load_settings(ServerSettings, ctx)
     from octopus.server.app import run_server  # imported late: the CLI starts fast without it
 
-    code = run_server(settings)
+    code = run_server(settings, on_tokens=_show_tokens)
     if code:
         raise typer.Exit(code)
+
+
+def _show_tokens(tokens: ServerTokens) -> None:
+    """Print generated tokens once; say where the others are."""
+    if "admin" in tokens.generated:
+        print(f"Generated an admin token, saved in {tokens.admin_path}:\n  {tokens.admin}")
+    else:
+        print(f"Admin token: OCTOPUS_ADMIN_TOKEN, or the one saved in {tokens.admin_path}")
+    if "join" in tokens.generated:
+        print(f"Generated a join token for agents, saved in {tokens.join_path}:\n  {tokens.join}")

@@ -25,7 +25,7 @@ from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
 from octopus.server.routes import agent_protocol, agents, executions, health, plugins, tasks
-from octopus.server.secrets import ensure_tokens
+from octopus.server.secrets import ServerTokens, ensure_tokens
 from octopus.server.state import ServerState
 from octopus.store import open_store
 from octopus.store.base import Store
@@ -111,11 +111,19 @@ class _Server(uvicorn.Server):
         super().handle_exit(sig, frame)
 
 
-def run_server(settings: ServerSettings) -> int:
-    """Serve until interrupted; start ``settings.local_agents`` agents beside the server."""
+def run_server(
+    settings: ServerSettings, *, on_tokens: Callable[[ServerTokens], None] | None = None
+) -> int:
+    """Serve until interrupted; start ``settings.local_agents`` agents beside the server.
+
+    ``on_tokens`` is shown the tokens in force once they are known, so the command line can
+    print newly generated ones (once: they are saved, and never logged).
+    """
     setup_logging(settings.log_level, settings.log_file)
     state = build_state(settings)
-    _announce(settings, state)
+    _announce(settings)
+    if on_tokens is not None:
+        on_tokens(state.tokens)
     app = create_app(settings, state)
     local = LocalAgents(
         count=settings.local_agents,
@@ -140,14 +148,7 @@ def run_server(settings: ServerSettings) -> int:
     return 0
 
 
-def _announce(settings: ServerSettings, state: ServerState) -> None:
+def _announce(settings: ServerSettings) -> None:
     host = "localhost" if settings.server_host in ("0.0.0.0", "::") else settings.server_host
     url = f"http://{host}:{settings.server_port}"
     logger.info("Octopus %s serving the API at %s/api/v1 (docs at %s/docs)", __version__, url, url)
-    tokens = state.tokens
-    if "admin" in tokens.generated:
-        print(f"Generated an admin token, saved in {tokens.admin_path}:\n  {tokens.admin}")  # noqa: T201
-    else:
-        logger.info("Admin token: the one configured, or saved in %s", tokens.admin_path)
-    if "join" in tokens.generated:
-        logger.info("Generated a join token for agents, saved in %s", tokens.join_path)
