@@ -11,7 +11,7 @@ import typer
 from typer._click import exceptions as click_errors
 
 from octopus import __version__
-from octopus.cli import agent, plugin, server, task
+from octopus.cli import agent, bench, plugin, server, task
 from octopus.errors import OctopusError
 
 EXIT_ERROR = 1
@@ -34,6 +34,7 @@ app.command("server")(server.server)
 app.add_typer(agent.app, name="agent")
 app.add_typer(task.app, name="task")
 app.add_typer(plugin.app, name="plugin")
+app.command("bench")(bench.bench)
 
 
 def _show_version(value: bool) -> None:

@@ -1,0 +1,146 @@
+"""The admin calls the bench makes (httpx, async): create, read, count, probe and verify tasks."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import httpx
+
+from octopus.bench.plugin import PLUGIN_NAME
+from octopus.bench.processes import BenchError
+
+BENCH_LABELS = {"bench": "worker"}
+"""Labels of the real bench agents; bench tasks select them, so simulated agents get none."""
+
+BULK_PATH = "/api/v1/tasks/bulk"
+BULK_SIZE = 1000
+
+
+def bench_task(action: str, **fields: Any) -> dict[str, Any]:
+    """The body of a bench task running ``octobench.<action>`` on the bench agents."""
+    return {"plugin": PLUGIN_NAME, "action": action, "labels": BENCH_LABELS, **fields}
+
+
+def _error(response: httpx.Response) -> str:
+    try:
+        body = response.json()
+    except ValueError:
+        return f"HTTP {response.status_code}"
+    message = body.get("message") if isinstance(body, dict) else None
+    return f"HTTP {response.status_code}: {message or body}"
+
+
+@dataclass(slots=True)
+class Verdict:
+    """Whether every checked task ended exactly once with ``succeeded``."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+    results: dict[int, Any] = field(default_factory=dict)
+    last_finished_at: float = 0.0
+
+    @property
+    def correct(self) -> bool:
+        """True when no checked task had a problem."""
+        return not self.problems
+
+    def judge(self, task: dict[str, Any]) -> None:
+        """Add one task: its status, its executions, its result and when it finished."""
+        self.checked += 1
+        executions = [e for run in task["runs"] for e in run["executions"]]
+        succeeded = [e for e in executions if e["status"] == "succeeded"]
+        if task["status"] != "succeeded" or len(succeeded) != 1 or len(executions) != 1:
+            statuses = ",".join(e["status"] for e in executions) or "none"
+            self.problems.append(f"task {task['id']}: {task['status']} (executions: {statuses})")
+            return
+        self.results[int(task["id"])] = succeeded[0]["result"]
+        finished = datetime.fromisoformat(succeeded[0]["finished_at"]).timestamp()
+        self.last_finished_at = max(self.last_finished_at, finished)
+
+
+class AdminApi:
+    """An admin client for one server."""
+
+    def __init__(self, base_url: str, token: str) -> None:
+        limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+        self.http = httpx.AsyncClient(
+            base_url=base_url,
+            headers={"Authorization": f"Bearer {token}"},
+            timeout=60,
+            limits=limits,
+        )
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.http.aclose()
+
+    async def create(self, body: dict[str, Any]) -> int:
+        """Create one task and return its id; BenchError naming the server's answer otherwise."""
+        response = await self.http.post("/api/v1/tasks", json=body)
+        if response.status_code != 201:
+            raise BenchError(f"creating a task failed: {_error(response)}")
+        return int(response.json()["id"])
+
+    async def try_create(self, body: dict[str, Any]) -> tuple[int | None, str]:
+        """Create one task; its id, or None and the server's reason when refused."""
+        response = await self.http.post("/api/v1/tasks", json=body)
+        if response.status_code == 201:
+            return int(response.json()["id"]), ""
+        return None, _error(response)
+
+    async def cancel(self, task_id: int) -> None:
+        """Cancel a task (a task already finished is left as it is)."""
+        await self.http.post(f"/api/v1/tasks/{task_id}/cancel")
+
+    async def task(self, task_id: int) -> dict[str, Any]:
+        """One task with its runs and executions."""
+        response = await self.http.get(f"/api/v1/tasks/{task_id}")
+        if response.status_code != 200:
+            raise BenchError(f"reading task {task_id} failed: {_error(response)}")
+        return dict(response.json())
+
+    async def count(self, status: str) -> int:
+        """How many tasks have ``status``."""
+        response = await self.http.get("/api/v1/tasks", params={"status": status, "limit": 1})
+        if response.status_code != 200:
+            raise BenchError(f"counting tasks failed: {_error(response)}")
+        return int(response.json()["total"])
+
+    async def has_plugin(self, name: str) -> bool:
+        """Whether the server offers plugin ``name``."""
+        return (await self.http.get(f"/api/v1/plugins/{name}")).status_code == 200
+
+    async def bulk_available(self) -> bool:
+        """Whether ``POST /api/v1/tasks/bulk`` exists (an empty list must not be a 404/405)."""
+        response = await self.http.post(BULK_PATH, json={"tasks": []})
+        return response.status_code not in (404, 405)
+
+    async def create_bulk(self, bodies: Sequence[dict[str, Any]]) -> list[int]:
+        """Create tasks in atomic batches of up to 1,000 and return their ids in order."""
+        ids: list[int] = []
+        for start in range(0, len(bodies), BULK_SIZE):
+            chunk = list(bodies[start : start + BULK_SIZE])
+            response = await self.http.post(BULK_PATH, json={"tasks": chunk})
+            if not response.is_success:
+                raise BenchError(f"bulk create failed: {_error(response)}")
+            data = response.json()
+            items = data if isinstance(data, list) else data.get("items") or data.get("tasks")
+            ids += [int(item["id"]) for item in items]
+        return ids
+
+    async def verify(self, task_ids: Sequence[int], concurrency: int = 16) -> Verdict:
+        """Check that each task succeeded with exactly one execution, which succeeded."""
+        verdict = Verdict()
+        gate = asyncio.Semaphore(concurrency)
+
+        async def check(task_id: int) -> None:
+            async with gate:
+                task = await self.task(task_id)
+            verdict.judge(task)
+
+        await asyncio.gather(*(check(task_id) for task_id in task_ids))
+        return verdict
