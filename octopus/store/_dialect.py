@@ -7,7 +7,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Select, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Insert, Select, Table, create_engine, event, func, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -107,3 +107,13 @@ def migration_lock(conn: Connection) -> Iterator[None]:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     yield
+
+
+def minute_of(conn: Connection, column: Any) -> Any:
+    """A SQL expression for the UTC minute of a timestamp column, as ``YYYY-MM-DD HH:MM`` text.
+
+    SQLite keeps naive UTC text (its first 16 characters are the minute); PostgreSQL formats.
+    """
+    if conn.dialect.name == "postgresql":
+        return func.to_char(func.timezone("UTC", column), "YYYY-MM-DD HH24:MI")
+    return func.substr(column, 1, 16)

@@ -262,3 +262,70 @@ class Store(Protocol):
 
     def get_plugin_source(self, name: str) -> tuple[str, bytes]:
         """A plugin's sha256 and source bytes; NotFound if absent."""
+
+    # Task removal and dashboard reads ---------------------------------------------------
+
+    def delete_task(self, task_id: int) -> None:
+        """Delete a finished task with its runs and executions. Conflict while the task is
+        unfinished or any of its executions is still queued or running; NotFound if absent."""
+
+    def task_counts(self) -> dict[TaskStatus, int]:
+        """How many tasks are in each status (statuses with none are left out)."""
+
+    def outcome_counts(self, *, since: datetime) -> dict[ExecutionStatus, int]:
+        """How many executions finished in each status at or after ``since``."""
+
+    def executions_per_minute(self, *, since: datetime) -> list[MinuteCount]:
+        """Executions finished at or after ``since``, counted per UTC minute and status."""
+
+    def recent_failures(self, *, limit: int) -> list[Execution]:
+        """The newest ``failed``, ``timed_out`` or ``lost`` executions, newest first."""
+
+    def upcoming_tasks(self, *, limit: int) -> list[Task]:
+        """Tasks that have a next fire time, soonest first."""
+
+    def find_tasks(self, wanted: TaskFilter, *, before: int | None, limit: int) -> TaskPage:
+        """A page of at most ``limit`` tasks matching ``wanted``, newest first, with ids below
+        ``before`` (keyset pagination: fast at any depth), and the total that match."""
+
+    def change_marks(self) -> ChangeMarks:
+        """Fingerprints of tasks, executions and agents; one moves whenever its kind changes.
+        Cheap enough to poll every half second."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MinuteCount:
+    """How many executions finished in one UTC minute (``YYYY-MM-DD HH:MM``) in one status."""
+
+    minute: str
+    status: ExecutionStatus
+    count: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskFilter:
+    """What a task list is narrowed to; ``search`` matches part of the name, any case."""
+
+    status: TaskStatus | None = None
+    type: TaskType | None = None
+    plugin: str | None = None
+    agent: str | None = None
+    search: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TaskPage:
+    """A page of tasks, the total that match, and the keyset of the next page (None: last)."""
+
+    tasks: list[Task]
+    total: int
+    next_before: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ChangeMarks:
+    """Fingerprints of the tasks, executions and agents tables."""
+
+    tasks: str
+    executions: str
+    agents: str

@@ -19,10 +19,10 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from octopus.core.enums import TaskStatus, TaskType
+from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
 from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
 from octopus.errors import Conflict
-from octopus.store import _agents, _claims, _plugins, _schedule, _tasks
+from octopus.store import _agents, _claims, _dashboard, _plugins, _removal, _schedule, _tasks
 from octopus.store._dialect import (
     WRITE_OPTION,
     engine_for,
@@ -31,12 +31,16 @@ from octopus.store._dialect import (
     writer_lock,
 )
 from octopus.store.base import (
+    ChangeMarks,
     Claimed,
     Created,
     HeartbeatResult,
+    MinuteCount,
     Outcome,
     PluginVersion,
     Sweep,
+    TaskFilter,
+    TaskPage,
     Wake,
 )
 
@@ -361,3 +365,44 @@ class SqlStore:
                 conn, task_id, False, now=now, next_run_at=next_run_at
             )
         )
+
+    # Task removal and dashboard reads ---------------------------------------------------
+
+    def delete_task(self, task_id: int) -> None:
+        """See ``Store.delete_task``."""
+        self._write(lambda conn: _removal.delete_task(conn, task_id))
+
+    def task_counts(self) -> dict[TaskStatus, int]:
+        """See ``Store.task_counts``."""
+        with self._read() as conn:
+            return _dashboard.task_counts(conn)
+
+    def outcome_counts(self, *, since: datetime) -> dict[ExecutionStatus, int]:
+        """See ``Store.outcome_counts``."""
+        with self._read() as conn:
+            return _dashboard.outcome_counts(conn, since=since)
+
+    def executions_per_minute(self, *, since: datetime) -> list[MinuteCount]:
+        """See ``Store.executions_per_minute``."""
+        with self._read() as conn:
+            return _dashboard.executions_per_minute(conn, since=since)
+
+    def recent_failures(self, *, limit: int) -> list[Execution]:
+        """See ``Store.recent_failures``."""
+        with self._read() as conn:
+            return _dashboard.recent_failures(conn, limit=limit)
+
+    def upcoming_tasks(self, *, limit: int) -> list[Task]:
+        """See ``Store.upcoming_tasks``."""
+        with self._read() as conn:
+            return _dashboard.upcoming_tasks(conn, limit=limit)
+
+    def find_tasks(self, wanted: TaskFilter, *, before: int | None, limit: int) -> TaskPage:
+        """See ``Store.find_tasks``."""
+        with self._read() as conn:
+            return _dashboard.find_tasks(conn, wanted, before=before, limit=limit)
+
+    def change_marks(self) -> ChangeMarks:
+        """See ``Store.change_marks``."""
+        with self._read() as conn:
+            return _dashboard.change_marks(conn)

@@ -128,3 +128,13 @@ async def cancel_task(task_id: TaskId, state: State) -> TaskRead:
     task, wake = await run_in_threadpool(state.store.cancel_task, task_id, now=utcnow())
     state.notifier.wake(wake)
     return task_read(task)
+
+
+@router.delete("/{task_id}", status_code=204)
+async def delete_task(task_id: TaskId, state: State) -> None:
+    """Delete a finished task with its runs, executions and logs.
+
+    409 while the task is unfinished or any of its executions is still stopping; cancel it
+    first. 404 if there is no such task.
+    """
+    await run_in_threadpool(state.store.delete_task, task_id)
