@@ -18,6 +18,7 @@ from octopus.logs import setup_logging
 from octopus.plugins.loader import BUILTIN_DIR
 from octopus.server.body_guard import BodyGuard
 from octopus.server.clock import utcnow
+from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
@@ -88,6 +89,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     install_error_handlers(app)
     for module in (health, tasks, executions, agents, agent_protocol, plugins):
         app.include_router(module.router)
+    mount_dashboard(app, app.state.octopus)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     return app
 

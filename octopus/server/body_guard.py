@@ -17,6 +17,8 @@ from octopus.server.errors import error_response
 MAX_INT = 2**63 - 1
 MAX_DEPTH = 64
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
+_FORM = b"application/x-www-form-urlencoded"
+_API_PREFIX = "/api/"
 
 
 class UnsafeJSON(ValueError):
@@ -83,7 +85,7 @@ class BodyGuard:
         if body is None:
             await self._refuse(scope, receive, send, 413, "too_large", self._too_large())
             return
-        problem = self._problem(headers.get(b"content-type", b""), body)
+        problem = self._problem(headers.get(b"content-type", b""), body, scope["path"])
         if problem is not None:
             status, code, message = problem
             await self._refuse(scope, receive, send, status, code, message)
@@ -110,10 +112,12 @@ class BodyGuard:
         return b"".join(chunks)
 
     @staticmethod
-    def _problem(content_type: bytes, body: bytes) -> tuple[int, str, str] | None:
+    def _problem(content_type: bytes, body: bytes, path: str) -> tuple[int, str, str] | None:
         if not body:
             return None
         media = content_type.split(b";")[0].strip().lower()
+        if media == _FORM and not path.startswith(_API_PREFIX):
+            return None  # the dashboard's HTML forms; the API takes JSON only
         if media != b"application/json":
             return 415, "unsupported_media_type", "request body must be application/json"
         try:
