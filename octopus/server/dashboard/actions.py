@@ -43,7 +43,7 @@ TASK_ACTIONS = (
     TaskAction("cancel", "Cancel", "cancel_task", _unfinished, danger=True),
     TaskAction("pause", "Pause", "pause_task", lambda t: t.status is TaskStatus.ACTIVE),
     TaskAction("resume", "Resume", "resume_task", lambda t: t.status is TaskStatus.PAUSED),
-    TaskAction("run", "Run now", "run_task", _repeating_unfinished),
+    TaskAction("run", "Run now", "run_task_now", _repeating_unfinished),
     TaskAction("delete", "Delete", "delete_task", lambda t: t.status in TASK_TERMINAL, danger=True),
 )
 BY_NAME = {action.name: action for action in TASK_ACTIONS}
