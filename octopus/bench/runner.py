@@ -75,6 +75,7 @@ def _environment(options: BenchOptions, target: Target, quick: bool) -> dict[str
         "machine": f"{platform.system()} {platform.release()} {platform.machine()}",
         "python": platform.python_version(),
         "sqlite": sqlite3.sqlite_version,
+        "load_average_at_end": [round(load, 2) for load in os.getloadavg()],
         "quick": quick,
         "options": asdict(options),
     }
