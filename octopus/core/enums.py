@@ -54,6 +54,31 @@ class OnLost(_ParsedEnum):
     FAIL = "fail"
 
 
+class OverlapPolicy(_ParsedEnum):
+    """What a repeating task does when it fires while an earlier run of it is still active."""
+
+    SKIP = "skip"
+    QUEUE_ONE = "queue_one"
+    ALLOW = "allow"
+    CANCEL_PREVIOUS = "cancel_previous"
+
+    @classmethod
+    def _legacy(cls) -> dict[str, str]:
+        return {"queue-one": "queue_one", "cancel-previous": "cancel_previous"}
+
+
+class MissedPolicy(_ParsedEnum):
+    """What a repeating task does with the firings it missed (server down, task paused)."""
+
+    RUN_ONCE = "run_once"
+    SKIP = "skip"
+    RUN_ALL = "run_all"
+
+    @classmethod
+    def _legacy(cls) -> dict[str, str]:
+        return {"run-once": "run_once", "run-all": "run_all"}
+
+
 class ExecutionStatus(_ParsedEnum):
     """One agent's attempt at one run."""
 
