@@ -6,6 +6,7 @@ import json
 import sys
 from datetime import UTC, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from rich.console import Console
 from rich.table import Table
@@ -85,12 +86,41 @@ def task_summary(task: TaskRead) -> Table:
         "timeout": f"{task.timeout_seconds:g}s" if task.timeout_seconds else "-",
         "max retries": str(task.max_retries),
         "status": task.status.value,
+        **_schedule_rows(task),
         "next run": when(task.next_run_at),
         "created": when(task.created_at),
     }
     for key, value in rows.items():
         grid.add_row(key, Text(value))
     return grid
+
+
+def _schedule_rows(task: TaskRead) -> dict[str, str]:
+    """The timing fields that apply to the task's type."""
+    rows: dict[str, str] = {}
+    if task.run_at is not None:
+        rows["run at"] = when(task.run_at)
+    if task.interval_seconds is not None:
+        start = f" from {when(task.start_at)}" if task.start_at else ""
+        rows["every"] = f"{task.interval_seconds:g}s{start}"
+    if task.cron is not None:
+        rows["cron"] = f"{task.cron} ({task.timezone})"
+    if task.type.repeats:
+        limits = [f"until {when(task.end_at)}"] if task.end_at else []
+        if task.max_runs is not None:
+            limits.append(f"{task.run_count}/{task.max_runs} runs")
+        rows["limits"] = ", ".join(limits) or "-"
+        rows["policies"] = f"overlap {task.overlap_policy.value}, missed {task.missed_policy.value}"
+        rows["last run"] = task.last_run_status.value if task.last_run_status else "-"
+    if task.jitter_seconds:
+        rows["jitter"] = f"{task.jitter_seconds:g}s"
+    return rows
+
+
+def local_when(value: datetime, zone: str) -> str:
+    """A timestamp in the IANA ``zone``, with offset and abbreviation
+    (``2026-03-08 03:00:00 -0400 EDT``)."""
+    return value.astimezone(ZoneInfo(zone)).strftime("%Y-%m-%d %H:%M:%S %z %Z")
 
 
 def outcome(execution: ExecutionRead) -> str:
@@ -126,6 +156,10 @@ def run_table(run: RunRead) -> Table:
 def show_task(console: Console, task: TaskDetail) -> None:
     """Print a task, then each of its runs (newest first) with its executions."""
     console.print(task_summary(task))
+    if task.upcoming:
+        console.print(f"\nnext fire times ({task.timezone}):")
+        for moment in task.upcoming:
+            console.print(f"  {local_when(moment, task.timezone)}", markup=False)
     if not task.runs:
         console.print("\nno runs yet")
     for run in task.runs:

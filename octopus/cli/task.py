@@ -1,4 +1,5 @@
-"""``octopus task``: create, list, show, cancel, wait for and read the logs of tasks."""
+"""``octopus task``: create, list, show, pause, resume, run now, cancel, wait for and read the
+logs of tasks."""
 
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ from octopus.config import parse_labels
 from octopus.core.enums import TaskStatus
 from octopus.core.states import TASK_TERMINAL
 from octopus.schemas.common import Page
-from octopus.schemas.tasks import ExecutionRead, LogRead, TaskDetail, TaskRead
+from octopus.schemas.tasks import ExecutionRead, LogRead, RunRead, TaskDetail, TaskRead
 
 app = typer.Typer(help="Create and follow tasks on a server.", no_args_is_help=True)
 
@@ -98,6 +99,34 @@ def create(
     tz: Annotated[
         str | None, typer.Option("--tz", help="IANA time zone of --cron (default: UTC).")
     ] = None,
+    end_at: Annotated[
+        str | None,
+        typer.Option("--end-at", help="With --every or --cron: no run after this ISO 8601 time."),
+    ] = None,
+    max_runs: Annotated[
+        int | None,
+        typer.Option("--max-runs", min=1, help="With --every or --cron: end after N runs."),
+    ] = None,
+    jitter: Annotated[
+        float | None,
+        typer.Option("--jitter", min=0, help="Start each run up to S seconds after its time."),
+    ] = None,
+    overlap: Annotated[
+        str | None,
+        typer.Option(
+            "--overlap",
+            help="A firing while the previous run is unfinished: skip (default), queue_one, "
+            "allow or cancel_previous.",
+        ),
+    ] = None,
+    missed: Annotated[
+        str | None,
+        typer.Option(
+            "--missed",
+            help="Firings missed while the server was down or the task paused: run_once "
+            "(default), skip or run_all.",
+        ),
+    ] = None,
     wait: Annotated[
         bool, typer.Option("--wait", help="Wait for the task to finish (exit 0 if it succeeded).")
     ] = False,
@@ -124,7 +153,17 @@ def create(
         "max_retries": max_retries,
         **_schedule(at, every, cron),
     }
-    optional = {"name": name, "target": agent, "timeout_seconds": timeout, "timezone": tz}
+    optional = {
+        "name": name,
+        "target": agent,
+        "timeout_seconds": timeout,
+        "timezone": tz,
+        "end_at": end_at,
+        "max_runs": max_runs,
+        "jitter_seconds": jitter,
+        "overlap_policy": overlap,
+        "missed_policy": missed,
+    }
     body.update({key: value for key, value in optional.items() if value is not None})
     headers = {"Idempotency-Key": idempotency_key} if idempotency_key else None
     with Client.from_options(server, token) as client:
@@ -177,7 +216,7 @@ def show(
     server: ServerOption = None,
     token: TokenOption = None,
 ) -> None:
-    """Show a task with its runs, executions and their roll-up."""
+    """Show a task with its next five fire times (in its zone), its runs and executions."""
     with Client.from_options(server, token) as client:
         data = client.get(f"/api/v1/tasks/{task_id}")
     if as_json:
@@ -196,6 +235,47 @@ def cancel(
     with Client.from_options(server, token) as client:
         task = TaskRead.model_validate(client.post(f"/api/v1/tasks/{task_id}/cancel"))
     typer.echo(f"task {task.id}: {task.status.value}")
+
+
+def _control(task_id: int, verb: str, server: str | None, token: str | None) -> None:
+    with Client.from_options(server, token) as client:
+        task = TaskRead.model_validate(client.post(f"/api/v1/tasks/{task_id}/{verb}"))
+    line = f"task {task.id}: {task.status.value}"
+    if task.next_run_at is not None:
+        line += f", next run {render.when(task.next_run_at)}"
+    typer.echo(line)
+
+
+@app.command()
+def pause(
+    task_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Pause an interval or cron task: nothing fires until it is resumed."""
+    _control(task_id, "pause", server, token)
+
+
+@app.command()
+def resume(
+    task_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Resume a paused task; fire times missed meanwhile follow its missed-run policy."""
+    _control(task_id, "resume", server, token)
+
+
+@app.command("run")
+def run_now(
+    task_id: Annotated[int, typer.Argument(metavar="ID", min=1)],
+    server: ServerOption = None,
+    token: TokenOption = None,
+) -> None:
+    """Run an interval or cron task now, once, besides its schedule."""
+    with Client.from_options(server, token) as client:
+        run = RunRead.model_validate(client.post(f"/api/v1/tasks/{task_id}/run"))
+    typer.echo(f"task {task_id}: run {run.id} fired {render.when(run.fire_time)}")
 
 
 @app.command("wait")

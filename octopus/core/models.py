@@ -9,7 +9,9 @@ from typing import Any
 from octopus.core.enums import (
     AgentStatus,
     ExecutionStatus,
+    MissedPolicy,
     OnLost,
+    OverlapPolicy,
     Ownership,
     RunStatus,
     TaskStatus,
@@ -42,11 +44,20 @@ class TaskSpec:
     start_at: datetime | None = None
     cron: str | None = None
     timezone: str = "UTC"
+    end_at: datetime | None = None
+    max_runs: int | None = None
+    jitter_seconds: float = 0.0
+    overlap_policy: OverlapPolicy = OverlapPolicy.SKIP
+    missed_policy: MissedPolicy = MissedPolicy.RUN_ONCE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Task:
-    """A stored task."""
+    """A stored task, with the scheduler's bookkeeping.
+
+    ``run_count`` counts the runs its schedule fired (not skipped, missed or "run now" ones);
+    ``waiting_run_id`` is the run that ``queue_one`` holds back until the previous one ends.
+    """
 
     id: int
     spec: TaskSpec
@@ -55,6 +66,9 @@ class Task:
     next_run_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    run_count: int = 0
+    last_fire_time: datetime | None = None
+    waiting_run_id: int | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

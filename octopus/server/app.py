@@ -26,6 +26,7 @@ from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
 from octopus.server.routes import agent_protocol, agents, executions, health, plugins, tasks
+from octopus.server.scheduler import Scheduler
 from octopus.server.secrets import ServerTokens, ensure_tokens
 from octopus.server.state import ServerState
 from octopus.store import open_store
@@ -55,7 +56,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     settings = state.settings
     reaper = Reaper(state.store, client_timeout=settings.client_timeout)
     stopping = asyncio.Event()
+    state.scheduler = Scheduler(state.store)
     loops = [
+        asyncio.create_task(state.scheduler.run(stopping, state.notifier.wake)),
         asyncio.create_task(
             every(
                 REAPER_INTERVAL_SECONDS,
@@ -75,6 +78,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         stopping.set()
         state.notifier.close()
         await asyncio.gather(*loops)
+        state.scheduler = None
 
 
 def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:

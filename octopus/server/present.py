@@ -6,6 +6,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 
 from octopus.core.models import Agent, Execution, Plugin, Run, Task
+from octopus.core.plan import upcoming_times
 from octopus.core.rollup import roll_up
 from octopus.schemas.agents import AgentRead
 from octopus.schemas.plugins import ActionRead, ParamRead, PluginRead
@@ -37,6 +38,13 @@ def task_read(task: Task) -> TaskRead:
         start_at=spec.start_at,
         cron=spec.cron,
         timezone=spec.timezone,
+        end_at=spec.end_at,
+        max_runs=spec.max_runs,
+        jitter_seconds=spec.jitter_seconds,
+        overlap_policy=spec.overlap_policy,
+        missed_policy=spec.missed_policy,
+        run_count=task.run_count,
+        last_fire_time=task.last_fire_time,
         next_run_at=task.next_run_at,
         created_at=task.created_at,
         updated_at=task.updated_at,
@@ -83,12 +91,18 @@ def run_read(run: Run, executions: Sequence[Execution]) -> RunRead:
 
 
 def task_detail(task: Task, runs: Sequence[Run], executions: Sequence[Execution]) -> TaskDetail:
-    """A task with its runs, each with its executions."""
+    """A task with its next fire times (in its zone) and its runs, each with its executions."""
     by_run: dict[int, list[Execution]] = defaultdict(list)
     for execution in executions:
         by_run[execution.run_id].append(execution)
     return TaskDetail(
         **task_read(task).model_dump(),
+        upcoming=upcoming_times(
+            task.spec,
+            created_at=task.created_at,
+            run_count=task.run_count,
+            next_run_at=task.next_run_at,
+        ),
         runs=[run_read(run, by_run[run.id]) for run in runs],
     )
 

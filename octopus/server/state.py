@@ -9,6 +9,7 @@ from fastapi import Request
 from octopus.config import ServerSettings
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
+from octopus.server.scheduler import Scheduler
 from octopus.server.secrets import ServerTokens
 from octopus.store.base import Store
 
@@ -22,11 +23,18 @@ class ServerState:
     tokens: ServerTokens
     notifier: Notifier
     plugins: PluginStore
+    scheduler: Scheduler | None = None
+    """Set while the lifespan runs the scheduler loop."""
 
     @property
     def lease_seconds(self) -> float:
         """How long a claim or heartbeat keeps an execution leased."""
         return self.settings.client_timeout
+
+    def schedule_changed(self) -> None:
+        """Wake the scheduler: a task was created, edited, paused, resumed or run now."""
+        if self.scheduler is not None:
+            self.scheduler.wake()
 
 
 def get_state(request: Request) -> ServerState:

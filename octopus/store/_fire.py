@@ -9,6 +9,7 @@ from sqlalchemy import Connection, func, insert, select
 from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
 from octopus.core.models import TaskSpec
+from octopus.core.states import RUN_TERMINAL
 from octopus.store._settle import move_run, settle_task, values, wake_for
 from octopus.store.base import Wake
 from octopus.store.tables import agents, executions, runs
@@ -60,27 +61,65 @@ def targets_for(conn: Connection, spec: TaskSpec) -> list[str | None]:
 
 
 def fire(
-    conn: Connection, task_id: int, spec: TaskSpec, *, fire_time: datetime, now: datetime
+    conn: Connection,
+    task_id: int,
+    spec: TaskSpec,
+    *,
+    fire_time: datetime,
+    now: datetime,
+    reason: str | None = None,
+    not_before: datetime | None = None,
 ) -> tuple[int, Wake]:
     """Insert a run of the task at ``fire_time`` with its executions; the run's id and whom to wake.
 
-    A run with nobody to go to is ``skipped`` with reason "no eligible agent".
+    A run with nobody to go to is ``skipped`` with reason "no eligible agent". Its executions
+    become claimable at ``not_before`` (default: now).
     """
+    run_id = insert_run(conn, task_id, fire_time=fire_time, now=now, reason=reason)
+    return run_id, dispatch(conn, run_id, task_id, spec, now=now, not_before=not_before)
+
+
+def insert_run(
+    conn: Connection,
+    task_id: int,
+    *,
+    fire_time: datetime,
+    now: datetime,
+    status: RunStatus = RunStatus.PENDING,
+    reason: str | None = None,
+) -> int:
+    """Insert one run (``UNIQUE(task_id, fire_time)`` refuses a second); its id."""
+    finished = now if status in RUN_TERMINAL else None
     run_id: int = conn.execute(
         insert(runs)
         .values(
             task_id=task_id,
             fire_time=fire_time,
-            status=RunStatus.PENDING.value,
+            status=status.value,
+            reason=reason,
             created_at=now,
+            finished_at=finished,
         )
         .returning(runs.c.id)
     ).scalar_one()
+    return run_id
+
+
+def dispatch(
+    conn: Connection,
+    run_id: int,
+    task_id: int,
+    spec: TaskSpec,
+    *,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> Wake:
+    """Queue the executions of a pending run: snapshot the eligible agents now."""
     targets = targets_for(conn, spec)
     if not targets:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
-        return run_id, Wake()
+        return Wake()
     rows = [
         {
             "run_id": run_id,
@@ -89,7 +128,7 @@ def fire(
             "agent": agent,
             "attempt": 1,
             "status": ExecutionStatus.QUEUED.value,
-            "not_before": now,
+            "not_before": not_before or now,
             "queued_at": now,
         }
         for agent in targets
@@ -99,4 +138,4 @@ def fire(
     wake = Wake()
     for agent in targets:
         wake |= wake_for(agent)
-    return run_id, wake
+    return wake

@@ -10,7 +10,9 @@ from sqlalchemy import RowMapping
 from octopus.core.enums import (
     AgentStatus,
     ExecutionStatus,
+    MissedPolicy,
     OnLost,
+    OverlapPolicy,
     Ownership,
     RunStatus,
     TaskStatus,
@@ -52,6 +54,11 @@ def spec_values(spec: TaskSpec) -> dict[str, Any]:
         "start_at": spec.start_at,
         "cron": spec.cron,
         "timezone": spec.timezone,
+        "end_at": spec.end_at,
+        "max_runs": spec.max_runs,
+        "jitter_seconds": spec.jitter_seconds,
+        "overlap_policy": spec.overlap_policy.value,
+        "missed_policy": spec.missed_policy.value,
     }
 
 
@@ -76,6 +83,11 @@ def spec_from_row(row: RowMapping) -> TaskSpec:
         start_at=row["start_at"],
         cron=row["cron"],
         timezone=row["timezone"],
+        end_at=row["end_at"],
+        max_runs=row["max_runs"],
+        jitter_seconds=row["jitter_seconds"],
+        overlap_policy=OverlapPolicy(row["overlap_policy"]),
+        missed_policy=MissedPolicy(row["missed_policy"]),
     )
 
 
@@ -90,6 +102,9 @@ def task_from_row(row: RowMapping) -> Task:
         next_run_at=row["next_run_at"],
         created_at=row["created_at"],
         updated_at=row["updated_at"],
+        run_count=row["run_count"],
+        last_fire_time=row["last_fire_time"],
+        waiting_run_id=row["waiting_run_id"],
     )
 
 

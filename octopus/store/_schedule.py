@@ -1,20 +1,27 @@
-"""Scheduler support beyond the Store protocol: due tasks, firing them once, pause and resume."""
+"""Scheduler support: due tasks, firing each fire time once through the overlap policy,
+queue_one releases, run now, edits, pause and resume."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, case, func, or_, select, update
 
-from octopus.core.enums import TaskStatus
-from octopus.core.models import Run, Task
-from octopus.errors import InvalidTransition
-from octopus.store._fire import fire
-from octopus.store._records import run_from_row, task_from_row
-from octopus.store._settle import values
-from octopus.store._tasks import get_task
-from octopus.store.base import Wake
+from octopus.core.enums import RunStatus, TaskStatus
+from octopus.core.models import Run, Task, TaskSpec
+from octopus.core.plan import exhausted
+from octopus.core.timing import OverlapDecision, decide_overlap, jitter_seconds_for
+from octopus.errors import Conflict, InvalidTransition
+from octopus.store._fire import dispatch, fire, insert_run
+from octopus.store._records import run_from_row, spec_values, task_from_row
+from octopus.store._settle import settle_task, values
+from octopus.store._tasks import get_task, stop_executions
+from octopus.store.base import Fired, Firing, Wake
 from octopus.store.tables import runs, tasks
+
+RUN_NOW = "run now"
 
 FIREABLE = frozenset({TaskStatus.SCHEDULED, TaskStatus.ACTIVE})
 """Task statuses whose ``next_run_at`` the scheduler honours (a paused task waits)."""
@@ -47,26 +54,9 @@ def fire_run(
     Only the caller that finds ``next_run_at == fire_time`` fires (a second replica, or a
     retry after a crash, gets None); ``UNIQUE(task_id, fire_time)`` backs this up.
     """
-    row = (
-        conn.execute(
-            update(tasks)
-            .where(
-                tasks.c.id == task_id,
-                tasks.c.next_run_at == fire_time,
-                tasks.c.status.in_(values(FIREABLE)),
-            )
-            .values(next_run_at=next_run_at, updated_at=now)
-            .returning(*tasks.c)
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
-        return None, Wake()
-    task = task_from_row(row)
-    run_id, wake = fire(conn, task.id, task.spec, fire_time=fire_time, now=now)
-    run = conn.execute(select(runs).where(runs.c.id == run_id)).mappings().one()
-    return run_from_row(run), wake
+    firing = Firing(expected=fire_time, fire=[(fire_time, None)], next_run_at=next_run_at)
+    fired = fire_due(conn, task_id, firing, now=now)
+    return (fired.runs[0] if fired.runs else None), fired.wake
 
 
 def plan_task(conn: Connection, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
@@ -102,3 +92,216 @@ def set_paused(
         current = get_task(conn, task_id).status
         raise InvalidTransition("task", current.value, new.value)
     return get_task(conn, task_id)
+
+
+ACTIVE_RUNS = frozenset({RunStatus.PENDING, RunStatus.RUNNING})
+"""Run statuses of a run that has not finished (the "previous run" of the overlap policy)."""
+EDITABLE = frozenset({TaskStatus.SCHEDULED, TaskStatus.ACTIVE, TaskStatus.PAUSED})
+RUNNABLE_NOW = frozenset({TaskStatus.ACTIVE, TaskStatus.PAUSED})
+
+
+def fire_due(conn: Connection, task_id: int, firing: Firing, *, now: datetime) -> Fired:
+    """Apply the scheduler's decision for one due task, once: the caller that still finds
+    ``next_run_at == firing.expected`` records the missed runs, fires the others through the
+    overlap policy, moves ``next_run_at`` on and ends a repeating task whose schedule ran out.
+    """
+    row = (
+        conn.execute(
+            update(tasks)
+            .where(
+                tasks.c.id == task_id,
+                tasks.c.next_run_at == firing.expected,
+                tasks.c.status.in_(values(FIREABLE)),
+            )
+            .values(next_run_at=firing.next_run_at, updated_at=now)
+            .returning(*tasks.c)
+        )
+        .mappings()
+        .first()
+    )
+    if row is None:
+        return Fired()
+    task = task_from_row(row)
+    run_ids = [
+        insert_run(conn, task.id, fire_time=at, now=now, status=RunStatus.MISSED, reason=why)
+        for at, why in firing.missed
+    ]
+    if run_ids:
+        settle_task(conn, task.id, RunStatus.MISSED, now=now)
+    state = _Progress(count=task.run_count, last=task.last_fire_time, waiting=task.waiting_run_id)
+    wake = Wake()
+    for fire_time, reason in firing.fire:
+        if exhausted(task.spec, state.count):
+            break
+        run_id, fired_wake = _fire_one(conn, task, fire_time, reason, state, now=now)
+        run_ids.append(run_id)
+        wake |= fired_wake
+    _record_progress(conn, task, state, ended=firing.next_run_at is None, now=now)
+    return Fired(runs=_runs(conn, run_ids), wake=wake)
+
+
+@dataclass(slots=True, kw_only=True)
+class _Progress:
+    count: int
+    last: datetime | None
+    waiting: int | None
+
+
+def _fire_one(
+    conn: Connection,
+    task: Task,
+    fire_time: datetime,
+    reason: str | None,
+    state: _Progress,
+    *,
+    now: datetime,
+) -> tuple[int, Wake]:
+    """Fire one fire time through the task's overlap policy; the run's id and whom to wake."""
+    spec = task.spec
+    active = _active_runs(conn, task.id) if spec.type.repeats else []
+    decision = decide_overlap(
+        spec.overlap_policy, previous_active=bool(active), already_queued=state.waiting is not None
+    )
+    state.last = fire_time
+    if decision is OverlapDecision.SKIP:
+        why = f"overlap: run {active[-1] if active else state.waiting} has not finished"
+        skipped = RunStatus.SKIPPED
+        run_id = insert_run(conn, task.id, fire_time=fire_time, now=now, status=skipped, reason=why)
+        settle_task(conn, task.id, RunStatus.SKIPPED, now=now)
+        return run_id, Wake()
+    state.count += 1
+    if decision is OverlapDecision.QUEUE:
+        why = f"queued: waits for run {active[-1]} to finish"
+        state.waiting = insert_run(conn, task.id, fire_time=fire_time, now=now, reason=why)
+        return state.waiting, Wake()
+    wake = Wake()
+    if decision is OverlapDecision.CANCEL_PREVIOUS:
+        _, wake = stop_executions(conn, task.id, now=now, run_ids=active)
+        cancelled = "cancelled run " + ", ".join(map(str, active))
+        reason = f"{reason}; {cancelled}" if reason else cancelled
+    run_id, fired_wake = fire(
+        conn,
+        task.id,
+        spec,
+        fire_time=fire_time,
+        now=now,
+        reason=reason,
+        not_before=claimable_at(task, fire_time, now),
+    )
+    return run_id, wake | fired_wake
+
+
+def claimable_at(task: Task, fire_time: datetime, now: datetime) -> datetime:
+    """When a run's executions may start: its fire time plus the task's fixed jitter."""
+    jitter = jitter_seconds_for(task.id, fire_time, task.spec.jitter_seconds)
+    return max(now, fire_time + timedelta(seconds=jitter))
+
+
+def _active_runs(conn: Connection, task_id: int) -> list[int]:
+    """Ids of the task's unfinished runs, oldest first (a waiting ``queue_one`` run included)."""
+    stmt = (
+        select(runs.c.id)
+        .where(runs.c.task_id == task_id, runs.c.status.in_(values(ACTIVE_RUNS)))
+        .order_by(runs.c.id)
+    )
+    return list(conn.execute(stmt).scalars())
+
+
+def _record_progress(
+    conn: Connection, task: Task, state: _Progress, *, ended: bool, now: datetime
+) -> None:
+    """Store the run count, last fire time and waiting run; end a finished schedule."""
+    changes: dict[str, Any] = {
+        "run_count": state.count,
+        "last_fire_time": state.last,
+        "waiting_run_id": state.waiting,
+    }
+    ended = ended or exhausted(task.spec, state.count)
+    if task.spec.type.repeats and ended:
+        # The schedule ran to its end: the task succeeded as a schedule; how its runs went
+        # shows in last_run_status (see docs/architecture.md, "Time").
+        changes["next_run_at"] = None
+        changes["status"] = case(
+            (tasks.c.status.in_(values(RUNNABLE_NOW)), TaskStatus.SUCCEEDED.value),
+            else_=tasks.c.status,
+        )
+    conn.execute(update(tasks).where(tasks.c.id == task.id).values(**changes))
+
+
+def _runs(conn: Connection, run_ids: list[int]) -> list[Run]:
+    if not run_ids:
+        return []
+    stmt = select(runs).where(runs.c.id.in_(run_ids)).order_by(runs.c.fire_time, runs.c.id)
+    return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def release_waiting(conn: Connection, *, now: datetime) -> Fired:
+    """Start each ``queue_one`` run whose previous run has finished."""
+    stmt = select(tasks).where(tasks.c.waiting_run_id.is_not(None)).order_by(tasks.c.id)
+    released: list[int] = []
+    wake = Wake()
+    for row in conn.execute(stmt).mappings().all():
+        task = task_from_row(row)
+        waiting = task.waiting_run_id
+        if waiting is None or [r for r in _active_runs(conn, task.id) if r != waiting]:
+            continue
+        cleared = conn.execute(
+            update(tasks)
+            .where(tasks.c.id == task.id, tasks.c.waiting_run_id == waiting)
+            .values(waiting_run_id=None, updated_at=now)
+            .returning(tasks.c.id)
+        ).first()
+        if cleared is None:
+            continue
+        fire_time = conn.execute(select(runs.c.fire_time).where(runs.c.id == waiting)).scalar_one()
+        not_before = claimable_at(task, fire_time, now)
+        wake |= dispatch(conn, waiting, task.id, task.spec, now=now, not_before=not_before)
+        released.append(waiting)
+    return Fired(runs=_runs(conn, released), wake=wake)
+
+
+def run_now(conn: Connection, task_id: int, *, now: datetime) -> Fired:
+    """Fire one extra run of an active or paused repeating task at ``now``, reason "run now".
+
+    It bypasses the overlap policy and does not count toward ``max_runs``.
+    """
+    task = get_task(conn, task_id)
+    if task.status not in RUNNABLE_NOW:
+        raise Conflict(
+            f"task {task_id} is {task.status.value}: only an active or paused interval or "
+            "cron task can run now"
+        )
+    run_id, wake = fire(conn, task.id, task.spec, fire_time=now, now=now, reason=RUN_NOW)
+    return Fired(runs=_runs(conn, [run_id]), wake=wake)
+
+
+def update_task(
+    conn: Connection, task_id: int, spec: TaskSpec, *, next_run_at: datetime | None, now: datetime
+) -> Task:
+    """Replace the spec of a scheduled, active or paused task and set its next fire time
+    (a repeating task left with none has finished its schedule: ``succeeded``)."""
+    changes: dict[str, Any] = {**spec_values(spec), "next_run_at": next_run_at, "updated_at": now}
+    if spec.type.repeats and next_run_at is None:
+        changes["status"] = TaskStatus.SUCCEEDED.value
+    moved = conn.execute(
+        update(tasks)
+        .where(tasks.c.id == task_id, tasks.c.status.in_(values(EDITABLE)))
+        .values(**changes)
+        .returning(tasks.c.id)
+    ).first()
+    if moved is None:
+        current = get_task(conn, task_id).status
+        raise Conflict(
+            f"task {task_id} is {current.value}: only a scheduled, active or paused task "
+            "can be edited"
+        )
+    return get_task(conn, task_id)
+
+
+def next_due(conn: Connection) -> datetime | None:
+    """The soonest ``next_run_at`` of a task waiting to fire."""
+    stmt = select(func.min(tasks.c.next_run_at)).where(tasks.c.status.in_(values(FIREABLE)))
+    value: datetime | None = conn.execute(stmt).scalar()
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)  # SQLite's aggregate skips the column type
+    return value

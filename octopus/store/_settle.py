@@ -156,7 +156,12 @@ def move_run(
         changes["started_at"] = now
     if new in RUN_TERMINAL:
         changes["finished_at"] = now
-        changes["reason"] = reason
+        # A reason given at firing ("run now", "catch-up ...") is kept, the outcome appended.
+        changes["reason"] = (
+            runs.c.reason
+            if reason is None
+            else case((runs.c.reason.is_(None), reason), else_=runs.c.reason + "; " + reason)
+        )
     stmt = (
         update(runs)
         .where(runs.c.id == run_id, runs.c.status.in_(values(sources_of(RUN_TRANSITIONS, new))))

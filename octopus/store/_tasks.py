@@ -8,26 +8,26 @@ from typing import Any
 
 from sqlalchemy import Connection, func, insert, select, update
 
-from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
+from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution, Run, Task, TaskSpec
+from octopus.core.plan import first_fire_time
 from octopus.core.states import TASK_TERMINAL
 from octopus.errors import Conflict, InvalidTransition, NotFound
 from octopus.store._fire import fire
 from octopus.store._records import execution_from_row, run_from_row, spec_values, task_from_row
-from octopus.store._settle import settle_runs, values
+from octopus.store._settle import move_run, settle_runs, values
 from octopus.store.base import Created, Wake
 from octopus.store.tables import executions, runs, tasks
 
 
 def initial_state(spec: TaskSpec, now: datetime) -> tuple[TaskStatus, datetime | None]:
-    """A new task's status and next fire time (a cron task's is left to the scheduler)."""
+    """A new task's status and first fire time (see ``core.plan.first_fire_time``)."""
     if spec.type is TaskType.ADHOC:
         return TaskStatus.PENDING, None
+    first = first_fire_time(spec, now)
     if spec.type is TaskType.SCHEDULED:
-        return TaskStatus.SCHEDULED, spec.run_at
-    if spec.type is TaskType.INTERVAL:
-        return TaskStatus.ACTIVE, spec.start_at or now
-    return TaskStatus.ACTIVE, None
+        return TaskStatus.SCHEDULED, first
+    return TaskStatus.ACTIVE, first
 
 
 def find_by_key(conn: Connection, key: str, request_hash: str | None) -> Task | None:
@@ -180,24 +180,36 @@ def cancel_task(conn: Connection, task_id: int, *, now: datetime) -> tuple[Task,
     if moved is None:
         current = get_task(conn, task_id).status
         raise InvalidTransition("task", current.value, TaskStatus.CANCELLED.value)
+    _, wake = stop_executions(conn, task_id, now=now)
+    waiting = conn.execute(select(tasks.c.waiting_run_id).where(tasks.c.id == task_id)).scalar()
+    if waiting is not None:
+        move_run(conn, waiting, RunStatus.CANCELLED, now=now, reason="task cancelled")
+        conn.execute(update(tasks).where(tasks.c.id == task_id).values(waiting_run_id=None))
+    return get_task(conn, task_id), wake
+
+
+def stop_executions(
+    conn: Connection, task_id: int, *, now: datetime, run_ids: Sequence[int] | None = None
+) -> tuple[list[int], Wake]:
+    """Cancel a task's queued executions and flag its running ones for stopping (only those of
+    ``run_ids`` if given); settles the runs whose executions were cancelled. Returns the runs
+    touched and whom to wake (the agents that must stop an execution)."""
+    conditions: list[Any] = [executions.c.task_id == task_id]
+    if run_ids is not None:
+        conditions.append(executions.c.run_id.in_(list(run_ids)))
     cancelled = conn.execute(
         update(executions)
-        .where(
-            executions.c.task_id == task_id,
-            executions.c.status == ExecutionStatus.QUEUED.value,
-        )
+        .where(*conditions, executions.c.status == ExecutionStatus.QUEUED.value)
         .values(status=ExecutionStatus.CANCELLED.value, finished_at=now)
         .returning(executions.c.run_id)
     ).all()
     stopping = conn.execute(
         update(executions)
-        .where(
-            executions.c.task_id == task_id,
-            executions.c.status == ExecutionStatus.RUNNING.value,
-        )
+        .where(*conditions, executions.c.status == ExecutionStatus.RUNNING.value)
         .values(cancel_requested=True)
-        .returning(executions.c.agent)
+        .returning(executions.c.agent, executions.c.run_id)
     ).all()
     settle_runs(conn, (row.run_id for row in cancelled), now=now)
     wake = Wake(agents=frozenset(row.agent for row in stopping if row.agent is not None))
-    return get_task(conn, task_id), wake
+    touched = sorted({row.run_id for row in cancelled} | {row.run_id for row in stopping})
+    return touched, wake

@@ -101,6 +101,30 @@ class Sweep:
     wake: Wake = field(default_factory=Wake)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Firing:
+    """What the scheduler decided for one due task, for the store to apply once.
+
+    ``expected`` is the ``next_run_at`` the decision was made from: it guards the write, so
+    only one scheduler (of several replicas, or after a restart mid-tick) applies it.
+    """
+
+    expected: datetime
+    fire: Sequence[tuple[datetime, str | None]] = ()
+    """Fire times to fire through the overlap policy, oldest first, each with a reason."""
+    missed: Sequence[tuple[datetime, str]] = ()
+    """Fire times to record as ``missed`` runs, with why."""
+    next_run_at: datetime | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Fired:
+    """The runs a scheduling step created or started, and whom to wake."""
+
+    runs: list[Run] = field(default_factory=list)
+    wake: Wake = field(default_factory=Wake)
+
+
 class Store(Protocol):
     """Use-case methods over tasks, runs, executions, agents and plugins."""
 
@@ -262,6 +286,58 @@ class Store(Protocol):
 
     def get_plugin_source(self, name: str) -> tuple[str, bytes]:
         """A plugin's sha256 and source bytes; NotFound if absent."""
+
+    # Scheduling ----------------------------------------------------------------------------
+
+    def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
+        """Scheduled or active tasks to act on: unplanned ones first, then those due by ``now``."""
+
+    def next_due(self) -> datetime | None:
+        """The soonest ``next_run_at`` of a scheduled or active task; None if there is none."""
+
+    def fire_due(self, task_id: int, firing: Firing, *, now: datetime) -> Fired:
+        """Apply ``firing`` to a due task exactly once, in one transaction.
+
+        Only while the task is ``scheduled`` or ``active`` with ``next_run_at ==
+        firing.expected`` (otherwise nothing happens and no runs return): records the
+        ``missed`` runs, fires each of ``firing.fire`` through the task's overlap policy
+        (``skip`` records a ``skipped`` run with its reason; ``queue_one`` keeps one run
+        ``pending`` without executions until the previous run ends; ``cancel_previous`` cancels
+        the unfinished runs' executions first; ``allow`` fires), stops at ``max_runs``, sets
+        ``next_run_at``, and ends a repeating task whose schedule ran out as ``succeeded``.
+        Executions become claimable at the fire time plus the task's jitter.
+        """
+
+    def fire_run(
+        self, task_id: int, *, fire_time: datetime, next_run_at: datetime | None, now: datetime
+    ) -> tuple[Run | None, Wake]:
+        """``fire_due`` for the single fire time ``fire_time``; None if already fired."""
+
+    def release_waiting(self, *, now: datetime) -> Fired:
+        """Start every ``queue_one`` run whose previous run has finished."""
+
+    def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
+        """Set the first fire time of a task that has none; False if it already has one."""
+
+    def run_now(self, task_id: int, *, now: datetime) -> Fired:
+        """Fire one extra run of an ``active`` or ``paused`` task at ``now`` (reason "run
+        now"), outside its overlap policy and ``max_runs``. Conflict for any other status;
+        NotFound if absent."""
+
+    def update_task(
+        self, task_id: int, spec: TaskSpec, *, next_run_at: datetime | None, now: datetime
+    ) -> Task:
+        """Replace the spec of a ``scheduled``, ``active`` or ``paused`` task and its next fire
+        time; a repeating task left with none becomes ``succeeded``. Conflict otherwise."""
+
+    def pause_task(self, task_id: int, *, now: datetime) -> Task:
+        """Pause an ``active`` task; InvalidTransition otherwise, NotFound if absent."""
+
+    def resume_task(
+        self, task_id: int, *, now: datetime, next_run_at: datetime | None = None
+    ) -> Task:
+        """Resume a ``paused`` task, firing next at ``next_run_at`` if given (otherwise the
+        fire times that passed while paused are due, and the missed-run policy applies)."""
 
     # Task removal and dashboard reads ---------------------------------------------------
 

@@ -34,6 +34,8 @@ from octopus.store.base import (
     ChangeMarks,
     Claimed,
     Created,
+    Fired,
+    Firing,
     HeartbeatResult,
     MinuteCount,
     Outcome,
@@ -314,16 +316,21 @@ class SqlStore:
         with self._read() as conn:
             return _plugins.get_plugin_source(conn, name)
 
-    # Scheduling (beyond the Store protocol) ------------------------------------------------
+    # Scheduling ----------------------------------------------------------------------------
 
     def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
-        """Scheduled or active tasks to act on: unplanned ones first, then those due by ``now``.
-
-        A cron task is created with ``next_run_at`` None (the store does not evaluate cron):
-        the scheduler computes its first fire time and sets it with ``plan_task``.
-        """
+        """See ``Store.due_tasks``."""
         with self._read() as conn:
             return _schedule.due_tasks(conn, now=now, limit=limit)
+
+    def next_due(self) -> datetime | None:
+        """See ``Store.next_due``."""
+        with self._read() as conn:
+            return _schedule.next_due(conn)
+
+    def fire_due(self, task_id: int, firing: Firing, *, now: datetime) -> Fired:
+        """See ``Store.fire_due``."""
+        return self._write(lambda conn: _schedule.fire_due(conn, task_id, firing, now=now))
 
     def fire_run(
         self,
@@ -333,25 +340,42 @@ class SqlStore:
         next_run_at: datetime | None,
         now: datetime,
     ) -> tuple[Run | None, Wake]:
-        """Fire a due task's run at ``fire_time`` and set its next fire time, exactly once.
-
-        Returns None for the run when another caller already fired ``fire_time`` (or the task
-        is paused, cancelled or finished). Dispatch is the same as an adhoc task's.
-        """
+        """See ``Store.fire_run``."""
         return self._write(
             lambda conn: _schedule.fire_run(
                 conn, task_id, fire_time=fire_time, next_run_at=next_run_at, now=now
             )
         )
 
+    def release_waiting(self, *, now: datetime) -> Fired:
+        """See ``Store.release_waiting``."""
+        return self._write(lambda conn: _schedule.release_waiting(conn, now=now))
+
+    def run_now(self, task_id: int, *, now: datetime) -> Fired:
+        """See ``Store.run_now``."""
+        try:
+            return self._write(lambda conn: _schedule.run_now(conn, task_id, now=now))
+        except IntegrityError:
+            raise Conflict(f"task {task_id} already has a run at {now.isoformat()}") from None
+
+    def update_task(
+        self, task_id: int, spec: TaskSpec, *, next_run_at: datetime | None, now: datetime
+    ) -> Task:
+        """See ``Store.update_task``."""
+        return self._write(
+            lambda conn: _schedule.update_task(
+                conn, task_id, spec, next_run_at=next_run_at, now=now
+            )
+        )
+
     def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
-        """Set the first fire time of a task that has none; False if it already has one."""
+        """See ``Store.plan_task``."""
         return self._write(
             lambda conn: _schedule.plan_task(conn, task_id, next_run_at=next_run_at, now=now)
         )
 
     def pause_task(self, task_id: int, *, now: datetime) -> Task:
-        """Pause an ``active`` task; InvalidTransition otherwise, NotFound if absent."""
+        """See ``Store.pause_task``."""
         return self._write(
             lambda conn: _schedule.set_paused(conn, task_id, True, now=now, next_run_at=None)
         )
@@ -359,7 +383,7 @@ class SqlStore:
     def resume_task(
         self, task_id: int, *, now: datetime, next_run_at: datetime | None = None
     ) -> Task:
-        """Resume a ``paused`` task, firing next at ``next_run_at`` if given."""
+        """See ``Store.resume_task``."""
         return self._write(
             lambda conn: _schedule.set_paused(
                 conn, task_id, False, now=now, next_run_at=next_run_at

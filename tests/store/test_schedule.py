@@ -52,15 +52,14 @@ def test_interval_task_moves_its_next_run_and_stays_active(
     assert store.fire_run(task.id, fire_time=clock.now, next_run_at=later, now=clock.now)[0] is None
 
 
-def test_cron_task_is_planned_by_the_scheduler(
+def test_cron_task_is_planned_at_creation_and_plan_task_fills_a_missing_time(
     store: SqlStore, clock: FixedClock, make_spec: MakeSpec
 ) -> None:
     task = store.create_task(make_spec(type=TaskType.CRON, cron="*/5 * * * *"), now=clock.now).task
-    assert [t.id for t in store.due_tasks(now=clock.now)] == [task.id]
     first = clock.now + timedelta(minutes=5)
-    assert store.plan_task(task.id, next_run_at=first, now=clock.now)
-    assert not store.plan_task(task.id, next_run_at=first, now=clock.now)
+    assert task.next_run_at == first
     assert store.due_tasks(now=clock.now) == []
+    assert not store.plan_task(task.id, next_run_at=first, now=clock.now)
     assert [t.id for t in store.due_tasks(now=first)] == [task.id]
 
 

@@ -49,7 +49,7 @@ def test_get_unknown_task_is_not_found(store: SqlStore) -> None:
             TaskStatus.ACTIVE,
             30,
         ),
-        ({"type": TaskType.CRON, "cron": "*/5 * * * *"}, TaskStatus.ACTIVE, None),
+        ({"type": TaskType.CRON, "cron": "*/5 * * * *"}, TaskStatus.ACTIVE, 300),
     ],
 )
 def test_timed_tasks_wait_without_firing(

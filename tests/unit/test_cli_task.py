@@ -26,6 +26,8 @@ def make_task(**overrides: Any) -> dict[str, Any]:
         "timeout_seconds": None, "max_retries": 0, "retry_backoff_seconds": 1.0,
         "on_lost": "retry", "status": "pending", "last_run_status": None, "run_at": None,
         "interval_seconds": None, "start_at": None, "cron": None, "timezone": "UTC",
+        "end_at": None, "max_runs": None, "jitter_seconds": 0.0, "overlap_policy": "skip",
+        "missed_policy": "run_once", "run_count": 0, "last_fire_time": None,
         "next_run_at": None, "created_at": NOW, "updated_at": NOW,
     }  # fmt: skip
     task.update(overrides)
@@ -49,7 +51,7 @@ def make_detail(status: str, executions: list[dict[str, Any]] | None = None) -> 
         "started_at": NOW, "finished_at": None, "counts": {"succeeded": len(executions)},
         "summary": f"{len(executions)}/{len(executions)} succeeded", "executions": executions,
     }  # fmt: skip
-    return {**make_task(status=status), "runs": [run_]}
+    return {**make_task(status=status), "upcoming": [], "runs": [run_]}
 
 
 @pytest.fixture

@@ -1,22 +1,35 @@
-"""Tasks: create, list, show, cancel, and their executions."""
+"""Tasks: create, list, show, edit, pause, resume, run now, cancel, and their executions."""
 
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime
 from typing import Annotated
 
 import orjson
 from fastapi import APIRouter, Header, Path, Query
+from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
 from octopus.core.enums import TaskType
-from octopus.core.models import TaskSpec
-from octopus.errors import NotFound, ValidationFailed
+from octopus.core.models import Task, TaskSpec
+from octopus.core.plan import first_fire_time, next_after
+from octopus.errors import Conflict, NotFound, ValidationFailed
 from octopus.schemas.common import MAX_ID, Page
-from octopus.schemas.tasks import ExecutionRead, TaskCreate, TaskDetail, TaskRead, TaskStatusIn
+from octopus.schemas.tasks import (
+    EDITABLE_FIELDS,
+    ExecutionRead,
+    RunRead,
+    TaskCreate,
+    TaskDetail,
+    TaskRead,
+    TaskStatusIn,
+    TaskUpdate,
+)
 from octopus.server.auth import Admin, State
 from octopus.server.clock import utcnow
-from octopus.server.present import execution_read, task_detail, task_read
+from octopus.server.errors import validation_details
+from octopus.server.present import execution_read, run_read, task_detail, task_read
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Admin])
 
@@ -34,8 +47,6 @@ IdempotencyKey = Annotated[
     ),
 ]
 
-_SUPPORTED_TYPES = frozenset({TaskType.ADHOC})
-
 
 def _spec(body: TaskCreate) -> TaskSpec:
     fields = body.model_dump(exclude={"name"})
@@ -48,8 +59,6 @@ def _request_hash(body: TaskCreate) -> str:
 
 
 def _validate(body: TaskCreate, state: State) -> None:
-    if body.type not in _SUPPORTED_TYPES:
-        raise ValidationFailed("type", f"type '{body.type.value}' is not supported yet; use adhoc")
     state.plugins.check_call(body.plugin, body.action, body.args, body.kwargs)
     if body.target is not None:
         try:
@@ -58,11 +67,21 @@ def _validate(body: TaskCreate, state: State) -> None:
             raise ValidationFailed("target", f"no agent named '{body.target}'") from None
 
 
+def _check_times(spec: TaskSpec, now: datetime) -> None:
+    """Refuse a repeating schedule that would never fire."""
+    if spec.end_at is not None and spec.end_at <= now:
+        raise ValidationFailed("end_at", "is already past")
+    if spec.type.repeats and first_fire_time(spec, now) is None:
+        raise ValidationFailed("end_at", "the schedule has no fire time before end_at")
+
+
 @router.post("", status_code=201)
 async def create_task(
     body: TaskCreate, state: State, idempotency_key: IdempotencyKey = None
 ) -> TaskRead:
-    """Create a task. An adhoc task fires at once.
+    """Create a task. An adhoc task fires at once; a scheduled task at `run_at`; an interval
+    task every `interval_seconds` from `start_at` (default now); a cron task on `cron` in
+    `timezone`. The answer includes `next_run_at`.
 
     The plugin, action and arguments are checked against the action's signature, and a
     `specific` target must be an enrolled agent. With an `Idempotency-Key` header, sending the
@@ -70,14 +89,17 @@ async def create_task(
     is refused with 409.
     """
     await run_in_threadpool(_validate, body, state)
+    spec, now = _spec(body), utcnow()
+    _check_times(spec, now)
     created = await run_in_threadpool(
         state.store.create_task,
-        _spec(body),
-        now=utcnow(),
+        spec,
+        now=now,
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
     )
     state.notifier.wake(created.wake)
+    state.schedule_changed()
     return task_read(created.task)
 
 
@@ -101,7 +123,8 @@ def list_tasks(
 
 @router.get("/{task_id}")
 def get_task(task_id: TaskId, state: State) -> TaskDetail:
-    """One task with its most recent runs, each with its executions and their roll-up."""
+    """One task with its next five fire times (`upcoming`, in the task's time zone) and its
+    most recent runs, each with its executions and their roll-up."""
     task = state.store.get_task(task_id)
     runs = state.store.list_runs(task_id, limit=20)
     executions, _ = state.store.list_executions(run_ids=[run.id for run in runs], limit=10_000)
@@ -138,3 +161,89 @@ async def delete_task(task_id: TaskId, state: State) -> None:
     first. 404 if there is no such task.
     """
     await run_in_threadpool(state.store.delete_task, task_id)
+
+
+def _edited(task: Task, body: TaskUpdate) -> TaskSpec:
+    """The task's spec with the changes applied, checked like a new task of its type."""
+    spec = task.spec
+    current = {name: getattr(spec, name) for name in EDITABLE_FIELDS}
+    merged = {
+        **current,
+        "plugin": spec.plugin,
+        "action": spec.action,
+        "type": spec.type,
+        "ownership": spec.ownership,
+        "target": spec.target,
+        **body.model_dump(exclude_unset=True),
+    }
+    try:
+        return _spec(TaskCreate.model_validate(merged))
+    except ValidationError as error:
+        [first, *_] = validation_details(error.errors())
+        raise ValidationFailed(first.field or "body", first.message) from None
+
+
+def _edit(task_id: int, body: TaskUpdate, state: State) -> Task:
+    task = state.store.get_task(task_id)
+    if not task.spec.type.repeats and task.spec.type is not TaskType.SCHEDULED:
+        raise Conflict(f"task {task_id} is adhoc: it has no schedule to edit")
+    spec = _edited(task, body)
+    changes = body.model_fields_set
+    if changes & {"args", "kwargs"}:
+        state.plugins.check_call(spec.plugin, spec.action, spec.args, spec.kwargs)
+    now = utcnow()
+    if "end_at" in changes:
+        _check_times(spec, now)
+    next_run_at = next_after(spec, created_at=task.created_at, run_count=task.run_count, after=now)
+    if spec.type is TaskType.INTERVAL and spec.start_at is not None and spec.start_at > now:
+        next_run_at = spec.start_at
+    return state.store.update_task(task_id, spec, next_run_at=next_run_at, now=now)
+
+
+@router.patch("/{task_id}")
+async def update_task(task_id: TaskId, body: TaskUpdate, state: State) -> TaskRead:
+    """Edit a scheduled, interval or cron task: its schedule, limits, policies, arguments and
+    other settings. Fields left out keep their value; the result is checked like a new task.
+
+    The change takes effect at once: `next_run_at` is recomputed from now. 409 if the task
+    finished or was cancelled (or is adhoc); 422 naming the field for a bad value.
+    """
+    task = await run_in_threadpool(_edit, task_id, body, state)
+    state.schedule_changed()
+    return task_read(task)
+
+
+@router.post("/{task_id}/pause")
+async def pause_task(task_id: TaskId, state: State) -> TaskRead:
+    """Pause an active interval or cron task: nothing fires until it is resumed.
+
+    409 for any other task or status.
+    """
+    task = await run_in_threadpool(state.store.pause_task, task_id, now=utcnow())
+    state.schedule_changed()
+    return task_read(task)
+
+
+@router.post("/{task_id}/resume")
+async def resume_task(task_id: TaskId, state: State) -> TaskRead:
+    """Resume a paused interval or cron task. Fire times that passed while it was paused are
+    recorded as `missed` runs and handled by its missed-run policy (by default one catch-up
+    run). 409 unless the task is paused.
+    """
+    task = await run_in_threadpool(state.store.resume_task, task_id, now=utcnow())
+    state.schedule_changed()
+    return task_read(task)
+
+
+@router.post("/{task_id}/run", status_code=201)
+async def run_task_now(task_id: TaskId, state: State) -> RunRead:
+    """Run an active or paused interval or cron task now, once, besides its schedule.
+
+    The run has `fire_time` now and reason "run now"; it ignores the overlap policy and does
+    not count toward `max_runs`. 409 for any other task or status.
+    """
+    fired = await run_in_threadpool(state.store.run_now, task_id, now=utcnow())
+    state.notifier.wake(fired.wake)
+    [run] = fired.runs
+    executions, _ = await run_in_threadpool(state.store.list_executions, run_ids=[run.id])
+    return run_read(run, executions)

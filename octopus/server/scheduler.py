@@ -1,0 +1,169 @@
+"""The scheduler: fires every due run once, on time, through restarts and several replicas.
+
+``Scheduler.tick(now)`` is the pure step: it starts ``queue_one`` runs whose previous run
+ended, plans tasks without a fire time, and for each due task decides which fire times to fire
+and which were missed (``core.timing.plan_missed``), then lets the store apply that decision
+once (``Store.fire_due`` guards on the ``next_run_at`` it was made from, and runs are unique
+per task and fire time). ``run()`` sleeps until the soonest ``next_run_at`` (at most
+``max_sleep_seconds``, so changes made by another replica are seen) and wakes early when a
+route calls ``wake()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from contextlib import suppress
+from dataclasses import dataclass, field
+from datetime import datetime
+
+from starlette.concurrency import run_in_threadpool
+
+from octopus.core.models import Run, Task
+from octopus.core.plan import anchor_of, first_fire_time, next_after, schedule_for
+from octopus.core.timing import due_fire_times, next_fire_time, plan_missed
+from octopus.server.clock import utcnow
+from octopus.store.base import Fired, Firing, Store, Wake
+
+logger = logging.getLogger(__name__)
+
+GRACE_SECONDS = 2.0
+"""A fire time at most this late is an ordinary firing, not a missed one."""
+RUN_ALL_LIMIT = 100
+"""``run_all`` fires at most this many missed fire times at once; older ones stay missed."""
+BACKLOG_LIMIT = 1000
+"""Missed fire times recorded one by one per task and tick; beyond, the schedule skips ahead."""
+DUE_BATCH = 200
+MAX_SLEEP_SECONDS = 1.0
+MISSED = "missed: not fired on time (the server was down or the task paused)"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tick:
+    """What one scheduler step did: the runs it created or started, whom to wake, and the
+    soonest fire time still ahead."""
+
+    runs: list[Run] = field(default_factory=list)
+    wake: Wake = field(default_factory=Wake)
+    next_due: datetime | None = None
+
+
+class Scheduler:
+    """Fires due runs through the store; see the module docstring."""
+
+    def __init__(
+        self,
+        store: Store,
+        *,
+        grace_seconds: float = GRACE_SECONDS,
+        run_all_limit: int = RUN_ALL_LIMIT,
+        max_sleep_seconds: float = MAX_SLEEP_SECONDS,
+    ) -> None:
+        self._store = store
+        self._grace_seconds = grace_seconds
+        self._run_all_limit = run_all_limit
+        self._max_sleep_seconds = max_sleep_seconds
+        self._wakeup = asyncio.Event()
+
+    def wake(self) -> None:
+        """Look at the tasks again now: one was created, edited, paused, resumed or run."""
+        self._wakeup.set()
+
+    def tick(self, now: datetime) -> Tick:
+        """One step at ``now``: release waiting runs, plan new tasks, fire what is due."""
+        fired = [self._store.release_waiting(now=now)]
+        fired += [self._step(task, now) for task in self._store.due_tasks(now=now, limit=DUE_BATCH)]
+        runs = [run for step in fired for run in step.runs]
+        wake = Wake()
+        for step in fired:
+            wake |= step.wake
+        return Tick(runs=runs, wake=wake, next_due=self._store.next_due())
+
+    def _step(self, task: Task, now: datetime) -> Fired:
+        if task.next_run_at is None:
+            first = first_fire_time(task.spec, now)
+            if first is not None:
+                self._store.plan_task(task.id, next_run_at=first, now=now)
+            return Fired()
+        return self._store.fire_due(task.id, self.firing(task, now), now=now)
+
+    def firing(self, task: Task, now: datetime) -> Firing:
+        """What to do with a due task at ``now``: fire times to fire and to record missed."""
+        spec, expected = task.spec, task.next_run_at
+        assert expected is not None
+        anchor = anchor_of(spec, task.created_at)
+        due = [expected]
+        if spec.type.repeats:
+            due += due_fire_times(
+                schedule_for(spec), after=expected, now=now, anchor=anchor, limit=BACKLOG_LIMIT
+            )
+        to_fire, to_miss = plan_missed(
+            due,
+            spec.missed_policy,
+            now=now,
+            grace_seconds=self._grace_seconds,
+            run_all_limit=self._run_all_limit,
+        )
+        missed = [(moment, MISSED) for moment in to_miss]
+        after = due[-1]
+        if len(due) > BACKLOG_LIMIT:
+            # A long outage of a fast schedule: record a bounded number, say so, skip ahead.
+            after = max(after, now)
+            if missed:
+                missed[-1] = (
+                    missed[-1][0],
+                    f"{MISSED}; later ones up to {now:%Y-%m-%d %H:%M:%S}Z"
+                    " were missed too and not recorded one by one",
+                )
+        next_run_at = next_after(spec, created_at=task.created_at, run_count=0, after=after)
+        if spec.type.repeats and next_run_at is None and len(due) > BACKLOG_LIMIT:
+            next_run_at = next_fire_time(schedule_for(spec), now, anchor=anchor)
+        fire = [(moment, self._reason(moment, now, len(to_miss))) for moment in to_fire]
+        return Firing(expected=expected, fire=fire, missed=missed, next_run_at=next_run_at)
+
+    def _reason(self, moment: datetime, now: datetime, missed: int) -> str | None:
+        late = (now - moment).total_seconds()
+        if late <= self._grace_seconds:
+            return None
+        if missed:
+            return f"catch-up for {missed + 1} missed firings"
+        return f"catch-up: fired {late:.0f} s late"
+
+    def delay(self, next_due: datetime | None, now: datetime) -> float:
+        """Seconds to sleep before the next tick: until ``next_due``, at most the cap."""
+        if next_due is None:
+            return self._max_sleep_seconds
+        return min(max((next_due - now).total_seconds(), 0.0), self._max_sleep_seconds)
+
+    async def run(self, stopping: asyncio.Event, on_wake: Callable[[Wake], None]) -> None:
+        """Tick until ``stopping`` is set; ``on_wake`` tells agents about the new work.
+
+        Each sleep ends at the exact due instant (an asyncio timer), never before it, so a run
+        never starts ahead of its fire time and starts within milliseconds after it.
+        """
+        while not stopping.is_set():
+            self._wakeup.clear()
+            next_due = None
+            try:
+                tick = await run_in_threadpool(self.tick, utcnow())
+                on_wake(tick.wake)
+                next_due = tick.next_due
+            except Exception:
+                logger.exception("Scheduler tick failed; trying again shortly")
+            delay = self.delay(next_due, utcnow())
+            if delay <= 0:
+                continue
+            with suppress(TimeoutError):
+                async with asyncio.timeout(delay):
+                    await _first_of(self._wakeup, stopping)
+
+
+async def _first_of(*events: asyncio.Event) -> None:
+    """Wait until any of ``events`` is set."""
+    waiters = [asyncio.create_task(event.wait()) for event in events]
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
