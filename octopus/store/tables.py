@@ -190,6 +190,8 @@ tasks = Table(
     Index(None, "waiting_run_id"),
     Index(None, "next_run_at"),
     Index(None, "plugin"),
+    Index(None, "type", "id"),
+    Index(None, "updated_at"),
 )
 
 runs = Table(
@@ -235,6 +237,9 @@ executions = Table(
     Index(None, "task_id", "id"),
     Index(None, "run_id"),
     Index(None, "status", "lease_expires_at"),
+    Index(None, "status", "id"),
+    Index(None, "agent", "task_id"),
+    Index(None, "finished_at"),
 )
 
 plugins = Table(
