@@ -76,6 +76,9 @@ def test_work_created_while_an_agent_drains_runs_elsewhere(
     first = api.create_task("e2eplug.sleep", 3, labels=agents.labels)
     api.wait_execution(first["id"], ["running"])
     draining.signal(15)
+    # Work created before the agent has handled its signal may still go to it; after the
+    # server knows it drains, none does.
+    api.wait_agent(draining.name, "draining")
     second = api.create_task("e2eplug.echo", "after drain", labels=agents.labels)
     assert draining.wait(timeout=20) == 0
     assert api.wait_task(first["id"])["status"] == "succeeded"
