@@ -117,6 +117,10 @@ def bench(
     ] = None,
     heartbeat_clients: Annotated[int | None, _count("Heartbeats: simulated agents.")] = None,
     schedule_tasks: Annotated[int | None, _count("Schedule lag: interval tasks.")] = None,
+    schedule_seconds: Annotated[
+        float | None,
+        typer.Option(min=1.0, help="Schedule lag: seconds they fire.", show_default=False),
+    ] = None,
     rss_agents: Annotated[int | None, _count("Memory: enrolled simulated agents.")] = None,
     executions: Annotated[int | None, _count("Lists: executions stored.")] = None,
     keep: Annotated[bool, typer.Option("--keep", help="Keep the work dir (logs, data).")] = False,
@@ -143,7 +147,8 @@ def bench(
         {
             "latency_tasks": tasks, "throughput_tasks": throughput_tasks,
             "heartbeat_seconds": duration, "heartbeat_clients": heartbeat_clients,
-            "schedule_tasks": schedule_tasks, "rss_agents": rss_agents,
+            "schedule_tasks": schedule_tasks, "schedule_seconds": schedule_seconds,
+            "rss_agents": rss_agents,
             "list_executions": executions,
         },
     )  # fmt: skip

@@ -177,3 +177,30 @@ def test_task_list_filters_search_and_pages(admin: Browser) -> None:
 def test_dashboard_routes_stay_out_of_the_openapi_document(admin: Browser) -> None:
     paths = admin.client.get("/openapi.json").json()["paths"]
     assert not [p for p in paths if not p.startswith(("/api/", "/healthz", "/metrics"))]
+
+
+def test_task_buttons_pause_resume_and_run_an_interval_task(admin: Browser) -> None:
+    created = admin.post(
+        "/tasks/new",
+        {"plugin": "example", "action": "hello", "type": "interval", "interval_seconds": "3600"},
+    )
+    assert created.status_code == 303, created.text
+    task_id = created.headers["location"].rsplit("/", 1)[1]
+    page = admin.client.get(f"/tasks/{task_id}").text
+    assert 'data-action="pause"' in page and 'data-action="resume"' not in page
+    assert admin.post(f"/tasks/{task_id}/pause").headers["location"] == f"/tasks/{task_id}"
+    page = admin.client.get(f"/tasks/{task_id}").text
+    assert 'data-action="resume"' in page and 'data-action="pause"' not in page
+    runs_before = page.count("run now")
+    assert admin.post(f"/tasks/{task_id}/run").headers["location"] == f"/tasks/{task_id}"
+    assert admin.client.get(f"/tasks/{task_id}").text.count("run now") == runs_before + 1
+    assert admin.post(f"/tasks/{task_id}/resume").status_code == 303
+    assert 'data-action="pause"' in admin.client.get(f"/tasks/{task_id}").text
+
+
+def test_pausing_an_adhoc_task_is_refused_in_place(admin: Browser) -> None:
+    created = admin.post("/tasks/new", {"plugin": "example", "action": "hello"})
+    task_id = created.headers["location"].rsplit("/", 1)[1]
+    refused = admin.post(f"/tasks/{task_id}/pause")
+    assert refused.status_code == 303 and "error=" in refused.headers["location"]
+    assert 'data-action="pause"' not in admin.client.get(f"/tasks/{task_id}").text
