@@ -103,6 +103,20 @@ class AdminApi:
             raise BenchError(f"reading task {task_id} failed: {_error(response)}")
         return dict(response.json())
 
+    async def runs(self, task_id: int, page: int = 500) -> list[dict[str, Any]]:
+        """Every run of a task with its executions, a page at a time."""
+        found: list[dict[str, Any]] = []
+        while True:
+            response = await self.http.get(
+                f"/api/v1/tasks/{task_id}/runs", params={"limit": page, "offset": len(found)}
+            )
+            if response.status_code != 200:
+                raise BenchError(f"reading the runs of task {task_id} failed: {_error(response)}")
+            items = response.json()["items"]
+            found += items
+            if len(items) < page:
+                return found
+
     async def count(self, status: str) -> int:
         """How many tasks have ``status``."""
         response = await self.http.get("/api/v1/tasks", params={"status": status, "limit": 1})

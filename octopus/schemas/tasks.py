@@ -44,6 +44,7 @@ TaskTypeIn = Annotated[TaskType, _parser(TaskType)]
 OwnershipIn = Annotated[Ownership, _parser(Ownership)]
 OnLostIn = Annotated[OnLost, _parser(OnLost)]
 TaskStatusIn = Annotated[TaskStatus, _parser(TaskStatus)]
+RunStatusIn = Annotated[RunStatus, _parser(RunStatus)]
 OverlapPolicyIn = Annotated[OverlapPolicy, _parser(OverlapPolicy)]
 MissedPolicyIn = Annotated[MissedPolicy, _parser(MissedPolicy)]
 

@@ -90,11 +90,16 @@ def run_read(run: Run, executions: Sequence[Execution]) -> RunRead:
     )
 
 
-def task_detail(task: Task, runs: Sequence[Run], executions: Sequence[Execution]) -> TaskDetail:
-    """A task with its next fire times (in its zone) and its runs, each with its executions."""
+def runs_read(runs: Sequence[Run], executions: Sequence[Execution]) -> list[RunRead]:
+    """Runs, each with its own executions among ``executions``."""
     by_run: dict[int, list[Execution]] = defaultdict(list)
     for execution in executions:
         by_run[execution.run_id].append(execution)
+    return [run_read(run, by_run[run.id]) for run in runs]
+
+
+def task_detail(task: Task, runs: Sequence[Run], executions: Sequence[Execution]) -> TaskDetail:
+    """A task with its next fire times (in its zone) and its runs, each with its executions."""
     return TaskDetail(
         **task_read(task).model_dump(),
         upcoming=upcoming_times(
@@ -103,7 +108,7 @@ def task_detail(task: Task, runs: Sequence[Run], executions: Sequence[Execution]
             run_count=task.run_count,
             next_run_at=task.next_run_at,
         ),
-        runs=[run_read(run, by_run[run.id]) for run in runs],
+        runs=runs_read(runs, executions),
     )
 
 

@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, insert, select, update
 
 from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution, Run, Task, TaskSpec
@@ -109,16 +109,33 @@ def list_tasks(
     return [task_from_row(row) for row in conn.execute(page).mappings()], total
 
 
-def list_runs(conn: Connection, task_id: int, *, limit: int) -> list[Run]:
-    """A task's runs, newest first."""
+def _run_conditions(task_id: int, status: RunStatus | None) -> list[ColumnElement[bool]]:
+    conditions = [runs.c.task_id == task_id]
+    if status is not None:
+        conditions.append(runs.c.status == status.value)
+    return conditions
+
+
+def list_runs(
+    conn: Connection, task_id: int, *, limit: int, offset: int, status: RunStatus | None
+) -> list[Run]:
+    """A page of a task's runs (only those in ``status`` if given), newest fire time first."""
     require_task(conn, task_id)
     stmt = (
         select(runs)
-        .where(runs.c.task_id == task_id)
+        .where(*_run_conditions(task_id, status))
         .order_by(runs.c.fire_time.desc(), runs.c.id.desc())
         .limit(limit)
+        .offset(offset)
     )
     return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+def count_runs(conn: Connection, task_id: int, *, status: RunStatus | None) -> int:
+    """How many runs the task has (only those in ``status`` if given)."""
+    require_task(conn, task_id)
+    stmt = select(func.count()).select_from(runs).where(*_run_conditions(task_id, status))
+    return int(conn.execute(stmt).scalar_one())
 
 
 def list_executions(

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
+from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import (
     JSON,
     ActionSpec,
@@ -169,8 +169,13 @@ class Store(Protocol):
     ) -> tuple[list[Task], int]:
         """A page of tasks, newest first, and the total matching the filters."""
 
-    def list_runs(self, task_id: int, *, limit: int = 20) -> list[Run]:
-        """A task's runs, newest first; NotFound if the task is absent."""
+    def list_runs(
+        self, task_id: int, *, limit: int = 20, offset: int = 0, status: RunStatus | None = None
+    ) -> list[Run]:
+        """A page of a task's runs, newest fire time first; NotFound if the task is absent."""
+
+    def count_runs(self, task_id: int, *, status: RunStatus | None = None) -> int:
+        """How many runs a task has (in ``status`` if given); NotFound if the task is absent."""
 
     def list_executions(
         self,

@@ -19,7 +19,7 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
-from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
+from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
 from octopus.errors import Conflict
 from octopus.store import _agents, _claims, _dashboard, _plugins, _removal, _schedule, _tasks
@@ -164,10 +164,17 @@ class SqlStore:
                 conn, status=status, type=type, plugin=plugin, limit=limit, offset=offset
             )
 
-    def list_runs(self, task_id: int, *, limit: int = 20) -> list[Run]:
+    def list_runs(
+        self, task_id: int, *, limit: int = 20, offset: int = 0, status: RunStatus | None = None
+    ) -> list[Run]:
         """See ``Store.list_runs``."""
         with self._read() as conn:
-            return _tasks.list_runs(conn, task_id, limit=limit)
+            return _tasks.list_runs(conn, task_id, limit=limit, offset=offset, status=status)
+
+    def count_runs(self, task_id: int, *, status: RunStatus | None = None) -> int:
+        """See ``Store.count_runs``."""
+        with self._read() as conn:
+            return _tasks.count_runs(conn, task_id, status=status)
 
     def list_executions(
         self,

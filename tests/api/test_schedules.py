@@ -187,3 +187,30 @@ def test_an_interval_task_fires_through_the_running_scheduler(
     times = sorted(datetime.fromisoformat(r["fire_time"]) for r in runs)
     steps = {round((b - a).total_seconds(), 3) for a, b in itertools.pairwise(times)}
     assert steps == {0.2}
+
+
+def test_runs_page_through_the_whole_history_filtered_by_status(
+    client: TestClient, enroll: AgentClient
+) -> None:
+    enroll("a1")
+    task = create(client, type="interval", interval_seconds=3600, start_at=later(3600))
+    path = f"/api/v1/tasks/{task['id']}"
+    fired = [client.post(f"{path}/run").json()["id"] for _ in range(25)]
+    assert len(client.get(path).json()["runs"]) == 20  # the detail shows the latest only
+    first = client.get(f"{path}/runs", params={"limit": 10}).json()
+    rest = client.get(f"{path}/runs", params={"limit": 100, "offset": 10}).json()
+    assert first["total"] == 25 and len(first["items"]) == 10 and len(rest["items"]) == 15
+    assert sorted(r["id"] for r in first["items"] + rest["items"]) == sorted(fired)
+    assert all(len(r["executions"]) == 1 for r in first["items"])
+    pending = client.get(f"{path}/runs", params={"status": "Pending"}).json()
+    assert pending["total"] == 25
+    assert client.get(f"{path}/runs", params={"status": "missed"}).json()["total"] == 0
+
+
+def test_runs_page_refuses_bad_filters_and_unknown_tasks(client: TestClient) -> None:
+    task = create(client, type="interval", interval_seconds=3600, start_at=later(3600))
+    path = f"/api/v1/tasks/{task['id']}/runs"
+    refused(client, 422, "status", "GET", path, params={"status": "finished-ish"})
+    refused(client, 422, "limit", "GET", path, params={"limit": 0})
+    refused(client, 422, "offset", "GET", path, params={"offset": -1})
+    refused(client, 404, "not found", "GET", "/api/v1/tasks/999999/runs")

@@ -20,6 +20,7 @@ from octopus.schemas.tasks import (
     EDITABLE_FIELDS,
     ExecutionRead,
     RunRead,
+    RunStatusIn,
     TaskCreate,
     TaskDetail,
     TaskRead,
@@ -29,7 +30,7 @@ from octopus.schemas.tasks import (
 from octopus.server.auth import Admin, State
 from octopus.server.clock import utcnow
 from octopus.server.errors import validation_details
-from octopus.server.present import execution_read, run_read, task_detail, task_read
+from octopus.server.present import execution_read, run_read, runs_read, task_detail, task_read
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Admin])
 
@@ -129,6 +130,21 @@ def get_task(task_id: TaskId, state: State) -> TaskDetail:
     runs = state.store.list_runs(task_id, limit=20)
     executions, _ = state.store.list_executions(run_ids=[run.id for run in runs], limit=10_000)
     return task_detail(task, runs, executions)
+
+
+@router.get("/{task_id}/runs")
+def list_task_runs(
+    task_id: TaskId,
+    state: State,
+    status: Annotated[RunStatusIn | None, Query(description="Only runs in this status.")] = None,
+    limit: Limit = 100,
+    offset: Offset = 0,
+) -> Page[RunRead]:
+    """A task's runs, newest fire time first, each with its executions and their roll-up."""
+    runs = state.store.list_runs(task_id, limit=limit, offset=offset, status=status)
+    total = state.store.count_runs(task_id, status=status)
+    executions, _ = state.store.list_executions(run_ids=[run.id for run in runs], limit=100_000)
+    return Page[RunRead](items=runs_read(runs, executions), total=total, limit=limit, offset=offset)
 
 
 @router.get("/{task_id}/executions")
