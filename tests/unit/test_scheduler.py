@@ -10,9 +10,11 @@ from datetime import datetime, timedelta
 import pytest
 
 from octopus.core.enums import (
+    AgentStatus,
     ExecutionStatus,
     MissedPolicy,
     OverlapPolicy,
+    Ownership,
     RunStatus,
     TaskStatus,
     TaskType,
@@ -330,3 +332,42 @@ def test_delay_sleeps_until_the_due_instant_capped() -> None:
     assert scheduler.delay(at(30), at(0)) == 1.0
     assert scheduler.delay(None, at(0)) == 1.0
     assert scheduler.delay(at(0), at(1)) == 0.0
+
+
+def heartbeat(store: SqlStore, name: str, now: datetime) -> None:
+    facts = AgentFacts(concurrency=4, free_slots=4)
+    store.record_heartbeat(
+        name, facts=facts, labels={}, draining=False, now=now, lease_seconds=LEASE
+    )
+
+
+def test_each_firing_of_an_all_task_takes_the_agents_online_then(
+    store: SqlStore, online: str, make_spec: MakeSpec
+) -> None:
+    task = every(store, make_spec, ownership=Ownership.ALL, overlap_policy=OverlapPolicy.ALLOW)
+    scheduler = Scheduler(store)
+    [first] = scheduler.tick(at(0)).runs
+    store.enroll_agent("a2", labels={}, token_hash="hash-a2", now=at(5))
+    heartbeat(store, "a2", at(5))
+    heartbeat(store, "a1", at(5))
+    [second] = scheduler.tick(at(10)).runs
+    executions, _ = store.list_executions(task_id=task.id, limit=100)
+    agents_of = {run.id: sorted(e.agent or "" for e in executions if e.run_id == run.id)
+                 for run in (first, second)}  # fmt: skip
+    assert agents_of == {first.id: ["a1"], second.id: ["a1", "a2"]}
+
+
+def test_a_specific_run_waits_for_its_offline_agent(
+    store: SqlStore, online: str, make_spec: MakeSpec
+) -> None:
+    task = every(store, make_spec, ownership=Ownership.SPECIFIC, target="a1", start_at=at(1000))
+    scheduler = Scheduler(store)
+    store.reap(now=at(1000), client_timeout=30)  # a1 silent since EPOCH: offline
+    assert store.get_agent("a1").status is AgentStatus.OFFLINE
+    [run] = scheduler.tick(at(1000)).runs
+    [queued] = store.list_executions(run_ids=[run.id], limit=10)[0]
+    assert (queued.agent, queued.status) == ("a1", ExecutionStatus.QUEUED)
+    heartbeat(store, "a1", at(1001))
+    [claimed] = store.claim_executions("a1", slots=4, now=at(1001), lease_seconds=LEASE)
+    assert claimed.execution.id == queued.id
+    assert statuses(store, task.id) == [(1000.0, RunStatus.RUNNING)]
