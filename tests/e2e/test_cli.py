@@ -124,3 +124,24 @@ def test_unreachable_server_is_one_error_line() -> None:
     result = run_cli("task", "list", "--server", "http://127.0.0.1:9")
     assert result.returncode == 1
     assert result.stderr.strip().startswith("error: cannot reach server")
+
+
+def test_show_lists_the_next_five_fire_times_in_the_task_zone(server: ServerProcess) -> None:
+    created = run_cli(
+        "task", "create", "e2eplug.echo", "1", "--cron", "30 2 * * *", "--tz", "Asia/Kolkata",
+        env=_env(server),
+    )  # fmt: skip
+    assert created.returncode == 0, created.stderr
+    task_id = _created_id(created.stdout)
+    shown = run_cli("task", "show", str(task_id), env=_env(server))
+    assert shown.returncode == 0, shown.stderr
+    assert "next fire times (Asia/Kolkata)" in shown.stdout
+    assert len(re.findall(r"02:30:00 \+0530 IST", shown.stdout)) == 5, shown.stdout
+    run_cli("task", "cancel", str(task_id), env=_env(server))
+
+
+def test_create_refuses_a_bad_cron_expression_naming_it(server: ServerProcess) -> None:
+    result = run_cli("task", "create", "e2eplug.echo", "1", "--cron", "61 * * * *",
+                     env=_env(server))  # fmt: skip
+    assert result.returncode != 0
+    assert "cron" in result.stderr and "Traceback" not in result.stderr
