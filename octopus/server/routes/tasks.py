@@ -100,7 +100,8 @@ async def create_task(
         request_hash=_request_hash(body) if idempotency_key else None,
     )
     state.notifier.wake(created.wake)
-    state.schedule_changed()
+    if spec.type is not TaskType.ADHOC:  # an adhoc task fired in create_task already
+        state.schedule_changed()
     return task_read(created.task)
 
 
