@@ -209,6 +209,19 @@ class TaskUpdate(Inbound):
     missed_policy: MissedPolicyIn | None = None
 
 
+MAX_BULK_TASKS = 1000
+
+
+class TaskBulkCreate(Inbound):
+    """Several new tasks, stored together or not at all."""
+
+    tasks: list[TaskCreate] = Field(
+        min_length=1,
+        max_length=MAX_BULK_TASKS,
+        description=f"1 to {MAX_BULK_TASKS} tasks, each exactly as for a single create.",
+    )
+
+
 class ErrorInfo(Outbound):
     """Why an execution did not succeed: exception type, message and traceback."""
 
@@ -286,6 +299,12 @@ class TaskRead(Outbound):  # type: ignore[no-redef]  # pydantic-mypy clashes wit
     updated_at: datetime
 
 
+class TaskBulkRead(Outbound):
+    """The tasks a bulk create stored, in the order they were sent."""
+
+    tasks: list[TaskRead]
+
+
 class TaskDetail(TaskRead):  # type: ignore[no-redef]
     """A task with its next fire times (in its zone) and its runs, newest first."""
 
@@ -307,6 +326,8 @@ __all__ = [
     "Id",
     "LogRead",
     "RunRead",
+    "TaskBulkCreate",
+    "TaskBulkRead",
     "TaskCreate",
     "TaskDetail",
     "TaskRead",

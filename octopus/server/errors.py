@@ -66,8 +66,17 @@ def validation_details(errors: Sequence[Any]) -> list[ErrorDetail]:
         head, sep, rest = message.partition(": ")
         if sep and field in ("body", "query", "path") and head.isidentifier():
             field, message = head, rest
+        elif sep and _is_item(err) and head.isidentifier():
+            # The same check on one item of a list (a bulk create): "tasks.3.target".
+            field, message = f"{field}.{head}", rest
         details.append(ErrorDetail(field=field, message=message))
     return details
+
+
+def _is_item(err: Any) -> bool:
+    """Whether a model-level check failed on an item of a list (its location ends in an index)."""
+    loc = err.get("loc", ())
+    return err.get("type") == "value_error" and bool(loc) and isinstance(loc[-1], int)
 
 
 async def _on_octopus_error(request: Request, exc: Exception) -> FastJSONResponse:

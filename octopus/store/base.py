@@ -49,6 +49,16 @@ class Created:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class CreatedTasks:
+    """The outcome of ``create_tasks``: the tasks in request order, whether they are new, and
+    whom to wake."""
+
+    tasks: list[Task]
+    created: bool
+    wake: Wake = field(default_factory=Wake)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Claimed:
     """An execution just leased to an agent, with what the agent needs to run it."""
 
@@ -153,6 +163,23 @@ class Store(Protocol):
         for ``spec.target`` whether or not it is online. The same ``idempotency_key`` with the
         same ``request_hash`` returns the stored task with ``created=False``; with another
         hash it raises Conflict. Nothing is stored on error.
+        """
+
+    def create_tasks(
+        self,
+        specs: Sequence[TaskSpec],
+        *,
+        now: datetime,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> CreatedTasks:
+        """Store several tasks atomically, as ``create_task`` would one after the other: all
+        of them or, on any error, none.
+
+        Adhoc tasks fire in the same transaction; ``anyone`` work spreads over the agents as
+        if the tasks came one by one. The same ``idempotency_key`` with the same
+        ``request_hash`` returns the stored tasks in order with ``created=False``; with
+        another hash it raises Conflict. Bulk keys never match a single create's key.
         """
 
     def get_task(self, task_id: int) -> Task:

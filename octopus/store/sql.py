@@ -22,7 +22,16 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
 from octopus.errors import Conflict
-from octopus.store import _agents, _claims, _dashboard, _plugins, _removal, _schedule, _tasks
+from octopus.store import (
+    _agents,
+    _bulk,
+    _claims,
+    _dashboard,
+    _plugins,
+    _removal,
+    _schedule,
+    _tasks,
+)
 from octopus.store._dialect import (
     WRITE_OPTION,
     engine_for,
@@ -34,6 +43,7 @@ from octopus.store.base import (
     ChangeMarks,
     Claimed,
     Created,
+    CreatedTasks,
     Fired,
     Firing,
     HeartbeatResult,
@@ -143,6 +153,36 @@ class SqlStore:
         if existing is None:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
         return Created(task=existing, created=False)
+
+    def create_tasks(
+        self,
+        specs: Sequence[TaskSpec],
+        *,
+        now: datetime,
+        idempotency_key: str | None = None,
+        request_hash: str | None = None,
+    ) -> CreatedTasks:
+        """See ``Store.create_tasks``."""
+        try:
+            return self._write(
+                lambda conn: _bulk.create_tasks(
+                    conn,
+                    specs,
+                    now=now,
+                    idempotency_key=idempotency_key,
+                    request_hash=request_hash,
+                )
+            )
+        except IntegrityError:
+            if idempotency_key is None:
+                raise
+        # Another caller stored the same key between our look-up and our insert.
+        with self._read() as conn:
+            keys = _bulk.item_keys(idempotency_key, len(specs))
+            existing = _bulk.find_batch(conn, keys, request_hash)
+        if not existing:
+            raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
+        return CreatedTasks(tasks=existing, created=False)
 
     def get_task(self, task_id: int) -> Task:
         """See ``Store.get_task``."""

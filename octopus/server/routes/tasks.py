@@ -21,6 +21,8 @@ from octopus.schemas.tasks import (
     ExecutionRead,
     RunRead,
     RunStatusIn,
+    TaskBulkCreate,
+    TaskBulkRead,
     TaskCreate,
     TaskDetail,
     TaskRead,
@@ -54,18 +56,26 @@ def _spec(body: TaskCreate) -> TaskSpec:
     return TaskSpec(name=body.name or f"{body.plugin}.{body.action}", **fields)
 
 
-def _request_hash(body: TaskCreate) -> str:
+def _request_hash(body: TaskCreate | TaskBulkCreate) -> str:
     canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
     return hashlib.sha256(canonical).hexdigest()
 
 
-def _validate(body: TaskCreate, state: State) -> None:
+def _validate(body: TaskCreate, state: State, known_agents: set[str] | None = None) -> None:
+    """Check the call against the action's signature and that a target is enrolled.
+
+    ``known_agents`` remembers targets already found, so a bulk create looks each up once.
+    """
     state.plugins.check_call(body.plugin, body.action, body.args, body.kwargs)
-    if body.target is not None:
-        try:
-            state.store.get_agent(body.target)
-        except NotFound:
-            raise ValidationFailed("target", f"no agent named '{body.target}'") from None
+    target = body.target
+    if target is None or (known_agents is not None and target in known_agents):
+        return
+    try:
+        state.store.get_agent(target)
+    except NotFound:
+        raise ValidationFailed("target", f"no agent named '{target}'") from None
+    if known_agents is not None:
+        known_agents.add(target)
 
 
 def _check_times(spec: TaskSpec, now: datetime) -> None:
@@ -103,6 +113,47 @@ async def create_task(
     if spec.type is not TaskType.ADHOC:  # an adhoc task fired in create_task already
         state.schedule_changed()
     return task_read(created.task)
+
+
+def _bulk_specs(body: TaskBulkCreate, state: State, now: datetime) -> list[TaskSpec]:
+    """Each item checked as a single create is; an error names the item's index."""
+    known_agents: set[str] = set()
+    specs = []
+    for index, item in enumerate(body.tasks):
+        try:
+            _validate(item, state, known_agents)
+            spec = _spec(item)
+            _check_times(spec, now)
+        except ValidationFailed as error:
+            raise ValidationFailed(f"tasks.{index}.{error.field}", error.problem) from None
+        specs.append(spec)
+    return specs
+
+
+@router.post("/bulk", status_code=201)
+async def create_tasks(
+    body: TaskBulkCreate, state: State, idempotency_key: IdempotencyKey = None
+) -> TaskBulkRead:
+    """Create 1 to 1,000 tasks at once, atomically: all of them are stored, or none.
+
+    Each item is a task body exactly as for `POST /api/v1/tasks` and is checked the same way;
+    the first bad item is refused naming its index (`tasks.3.plugin`) and nothing is stored.
+    The answer lists the created tasks in the order sent. With an `Idempotency-Key` header,
+    sending the same body again returns the same tasks; another body with that key is 409.
+    """
+    now = utcnow()
+    specs = await run_in_threadpool(_bulk_specs, body, state, now)
+    created = await run_in_threadpool(
+        state.store.create_tasks,
+        specs,
+        now=now,
+        idempotency_key=idempotency_key,
+        request_hash=_request_hash(body) if idempotency_key else None,
+    )
+    state.notifier.wake(created.wake)
+    if any(spec.type is not TaskType.ADHOC for spec in specs):
+        state.schedule_changed()
+    return TaskBulkRead(tasks=[task_read(task) for task in created.tasks])
 
 
 @router.get("")
