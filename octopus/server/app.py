@@ -22,6 +22,8 @@ from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
+from octopus.server.metrics import Metrics, RequestTimer
+from octopus.server.metrics import router as metrics_router
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
@@ -35,6 +37,8 @@ from octopus.store.base import Store
 logger = logging.getLogger(__name__)
 
 REAPER_INTERVAL_SECONDS = 1.0
+HEARTBEAT_ROUTE = "/api/v1/agents/{name}/heartbeat"
+"""The heartbeat route's template: the request timer counts its successes as heartbeats."""
 
 
 def build_state(settings: ServerSettings, store: Store | None = None) -> ServerState:
@@ -90,11 +94,14 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
         lifespan=_lifespan,
     )
     app.state.octopus = state or build_state(settings)
+    app.state.metrics = metrics = Metrics(app.state.octopus.store)
     install_error_handlers(app)
     for module in (health, tasks, executions, agents, agent_protocol, plugins):
         app.include_router(module.router)
+    app.include_router(metrics_router)
     mount_dashboard(app, app.state.octopus)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestTimer, metrics=metrics, heartbeat_route=HEARTBEAT_ROUTE)
     return app
 
 

@@ -19,6 +19,7 @@ from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus
 from octopus.core.models import Task, TaskSpec
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
+from octopus.store._changes import changes_of
 from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads
 from octopus.store._records import spec_values, task_from_row
 from octopus.store._settle import move_run, settle_task, wake_for
@@ -69,6 +70,8 @@ def create_tasks(
         keys = list(stored_keys)
     rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
     task_ids = _insert_ids(conn, tasks, rows)
+    if (changes := changes_of(conn)) is not None:
+        changes.tasks_created += len(task_ids)
     fired = [(tid, spec) for tid, spec in zip(task_ids, specs, strict=True) if _fires(spec)]
     wake = _fire_all(conn, fired, now=now) if fired else Wake()
     stored = conn.execute(select(tasks).where(tasks.c.id.in_(task_ids))).mappings()

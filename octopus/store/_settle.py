@@ -13,9 +13,10 @@ from octopus.core.models import Execution
 from octopus.core.retry import AttemptHistory, plan_retry
 from octopus.core.rollup import roll_up, task_status_after
 from octopus.core.states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, sources_of
+from octopus.store._changes import changes_of
 from octopus.store._dialect import lock_row
 from octopus.store._records import error_to_json, execution_from_row, spec_from_row
-from octopus.store.base import Outcome, Wake
+from octopus.store.base import ExecutionStarted, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
 
 _FAILURES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT})
@@ -81,6 +82,7 @@ def conclude(
 
 def _retry(conn: Connection, ended: Execution, *, now: datetime) -> Wake:
     row = conn.execute(select(tasks).where(tasks.c.id == ended.task_id)).mappings().one()
+    _record_start(conn, ended, TaskType(row["type"]))
     if row["status"] == TaskStatus.CANCELLED.value:
         return Wake()
     spec = spec_from_row(row)
@@ -109,6 +111,22 @@ def _retry(conn: Connection, ended: Execution, *, now: datetime) -> Wake:
         )
     )
     return wake_for(plan.agent)
+
+
+def _record_start(conn: Connection, ended: Execution, task_type: TaskType) -> None:
+    """Note when an ended execution was queued and started (and its run's fire time, for the
+    first execution of a scheduled run) for the listener, if the transaction collects them."""
+    changes = changes_of(conn)
+    if changes is None or ended.started_at is None:
+        return
+    fire_time = None
+    if task_type is not TaskType.ADHOC and ended.retry_of is None:
+        stmt = select(runs.c.fire_time).where(runs.c.id == ended.run_id)
+        fire_time = conn.execute(stmt).scalar_one()
+    record = ExecutionStarted(
+        queued_at=ended.queued_at, started_at=ended.started_at, fire_time=fire_time
+    )
+    changes.started.append(record)
 
 
 def _history(conn: Connection, ended: Execution) -> AttemptHistory:

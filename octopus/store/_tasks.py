@@ -13,6 +13,7 @@ from octopus.core.models import Execution, Run, Task, TaskSpec
 from octopus.core.plan import first_fire_time
 from octopus.core.states import TASK_TERMINAL
 from octopus.errors import Conflict, InvalidTransition, NotFound
+from octopus.store._changes import changes_of
 from octopus.store._fire import fire
 from octopus.store._records import execution_from_row, run_from_row, spec_values, task_from_row
 from octopus.store._settle import move_run, settle_runs, values
@@ -67,6 +68,8 @@ def create_task(
         )
         .returning(tasks.c.id)
     ).scalar_one()
+    if (changes := changes_of(conn)) is not None:
+        changes.tasks_created += 1
     wake = Wake()
     if spec.type is TaskType.ADHOC:
         _, wake = fire(conn, task_id, spec, fire_time=now, now=now)

@@ -8,12 +8,12 @@ never reads the clock itself.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
-from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
+from octopus.core.enums import AgentStatus, ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import (
     JSON,
     ActionSpec,
@@ -56,6 +56,40 @@ class CreatedTasks:
     tasks: list[Task]
     created: bool
     wake: Wake = field(default_factory=Wake)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StatusCounts:
+    """How many executions and enrolled agents are in each status (absent: none)."""
+
+    executions: dict[ExecutionStatus, int]
+    agents: dict[AgentStatus, int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ExecutionStarted:
+    """An execution that ran, as told to the store's listener once its outcome is committed:
+    when it was queued and started, and, for the first execution of a run of a scheduled,
+    interval or cron task, the run's fire time."""
+
+    queued_at: datetime
+    started_at: datetime
+    fire_time: datetime | None = None
+
+
+@dataclass(slots=True, kw_only=True)
+class Changes:
+    """What one write transaction did that metrics count (filled in as it runs, so mutable)."""
+
+    tasks_created: int = 0
+    started: list[ExecutionStarted] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return bool(self.tasks_created or self.started)
+
+
+StoreListener = Callable[[Changes], None]
+"""Called after each committed write transaction that created tasks or ended executions."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -181,6 +215,14 @@ class Store(Protocol):
         ``request_hash`` returns the stored tasks in order with ``created=False``; with
         another hash it raises Conflict. Bulk keys never match a single create's key.
         """
+
+    def status_counts(self) -> StatusCounts:
+        """Executions by status and enrolled (not revoked) agents by status, for metrics."""
+
+    def listen(self, listener: StoreListener) -> None:
+        """Tell ``listener`` what each write transaction did (tasks created, executions that
+        ended after starting) once it commits, never for one rolled back. It must be quick
+        and must not raise."""
 
     def get_task(self, task_id: int) -> Task:
         """One task; NotFound if absent."""

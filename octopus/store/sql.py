@@ -25,7 +25,9 @@ from octopus.errors import Conflict
 from octopus.store import (
     _agents,
     _bulk,
+    _changes,
     _claims,
+    _counts,
     _dashboard,
     _plugins,
     _removal,
@@ -41,6 +43,7 @@ from octopus.store._dialect import (
 )
 from octopus.store.base import (
     ChangeMarks,
+    Changes,
     Claimed,
     Created,
     CreatedTasks,
@@ -50,6 +53,8 @@ from octopus.store.base import (
     MinuteCount,
     Outcome,
     PluginVersion,
+    StatusCounts,
+    StoreListener,
     Sweep,
     TaskFilter,
     TaskPage,
@@ -84,6 +89,8 @@ def alembic_config(connection: Connection) -> Config:
 class SqlStore:
     """The Store protocol over one SQLAlchemy engine."""
 
+    _listener: StoreListener | None = None
+
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer = writer_lock(engine)
@@ -106,7 +113,12 @@ class SqlStore:
                     self._engine.connect().execution_options(**{WRITE_OPTION: True}) as conn,
                     conn.begin(),
                 ):
-                    return work(conn)
+                    changes = conn.info[_changes.KEY] = Changes()
+                    result = work(conn)
+                    del conn.info[_changes.KEY]
+                if changes and self._listener is not None:
+                    self._listener(changes)
+                return result
             except DBAPIError as error:
                 if attempt == WRITE_ATTEMPTS or not is_retryable(error):
                     raise
@@ -183,6 +195,15 @@ class SqlStore:
         if not existing:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
         return CreatedTasks(tasks=existing, created=False)
+
+    def status_counts(self) -> StatusCounts:
+        """See ``Store.status_counts``."""
+        with self._read() as conn:
+            return _counts.status_counts(conn)
+
+    def listen(self, listener: StoreListener) -> None:
+        """See ``Store.listen``."""
+        self._listener = listener
 
     def get_task(self, task_id: int) -> Task:
         """See ``Store.get_task``."""
