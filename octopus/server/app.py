@@ -27,7 +27,15 @@ from octopus.server.metrics import router as metrics_router
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
-from octopus.server.routes import agent_protocol, agents, executions, health, plugins, tasks
+from octopus.server.routes import (
+    agent_protocol,
+    agent_reports,
+    agents,
+    executions,
+    health,
+    plugins,
+    tasks,
+)
 from octopus.server.scheduler import Scheduler
 from octopus.server.secrets import ServerTokens, ensure_tokens
 from octopus.server.state import ServerState
@@ -99,6 +107,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     for module in (health, tasks, executions, agents, agent_protocol, plugins):
         app.include_router(module.router)
     app.include_router(metrics_router)
+    app.include_router(agent_reports.router)
     mount_dashboard(app, app.state.octopus)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=metrics, heartbeat_route=HEARTBEAT_ROUTE)

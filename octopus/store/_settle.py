@@ -12,11 +12,18 @@ from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus
 from octopus.core.models import Execution
 from octopus.core.retry import AttemptHistory, plan_retry
 from octopus.core.rollup import roll_up, task_status_after
-from octopus.core.states import RUN_TERMINAL, RUN_TRANSITIONS, TASK_TERMINAL, sources_of
+from octopus.core.states import (
+    EXECUTION_TRANSITIONS,
+    RUN_TERMINAL,
+    RUN_TRANSITIONS,
+    TASK_TERMINAL,
+    check_transition,
+    sources_of,
+)
 from octopus.store._changes import changes_of
 from octopus.store._dialect import lock_row
 from octopus.store._records import error_to_json, execution_from_row, spec_from_row
-from octopus.store.base import ExecutionStarted, Outcome, Wake
+from octopus.store.base import ExecutionStarted, Finished, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
 
 _FAILURES = frozenset({ExecutionStatus.FAILED, ExecutionStatus.TIMED_OUT})
@@ -64,6 +71,41 @@ def end_execution(
     )
     row = conn.execute(stmt).mappings().first()
     return execution_from_row(row) if row is not None else None
+
+
+def finish_executions(
+    conn: Connection, agent: str, reports: Sequence[tuple[int, Outcome]], *, now: datetime
+) -> tuple[list[Finished], Wake]:
+    """Record many outcomes from ``agent`` in one transaction, each fenced on its own.
+
+    An execution the agent does not hold while it is running is left as it is and answered
+    with why (``not_found`` or ``fenced``); the others end, queue their retries and settle
+    their runs in one ordered pass, exactly as one report at a time would.
+    """
+    ended: list[Execution] = []
+    finished: list[Finished] = []
+    for execution_id, outcome in reports:
+        check_transition(
+            EXECUTION_TRANSITIONS, "execution", ExecutionStatus.RUNNING, outcome.status
+        )
+        execution = end_execution(conn, execution_id, agent=agent, outcome=outcome, now=now)
+        if execution is None:
+            finished.append(_refused(conn, execution_id, agent))
+        else:
+            ended.append(execution)
+            finished.append(Finished(execution_id=execution_id, execution=execution))
+    return finished, conclude(conn, ended, now=now)
+
+
+def _refused(conn: Connection, execution_id: int, agent: str) -> Finished:
+    stmt = select(executions.c.status, executions.c.agent).where(executions.c.id == execution_id)
+    row = conn.execute(stmt).first()
+    if row is None:
+        return Finished(execution_id=execution_id, refusal="not_found", reason="no such execution")
+    reason = f"execution {execution_id} is {row.status} on {row.agent or 'no agent'}, "
+    return Finished(
+        execution_id=execution_id, refusal="fenced", reason=reason + f"not running on {agent}"
+    )
 
 
 def conclude(

@@ -93,6 +93,17 @@ StoreListener = Callable[[Changes], None]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Finished:
+    """One outcome of ``finish_executions``: the ended execution, or why it was refused
+    (``refusal`` is ``not_found`` or ``fenced``, ``reason`` says more)."""
+
+    execution_id: int
+    execution: Execution | None = None
+    refusal: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Claimed:
     """An execution just leased to an agent, with what the agent needs to run it."""
 
@@ -223,6 +234,15 @@ class Store(Protocol):
         """Tell ``listener`` what each write transaction did (tasks created, executions that
         ended after starting) once it commits, never for one rolled back. It must be quick
         and must not raise."""
+
+    def finish_executions(
+        self, agent: str, reports: Sequence[tuple[int, Outcome]], *, now: datetime
+    ) -> tuple[list[Finished], Wake]:
+        """``finish_execution`` for many ``(execution_id, outcome)`` pairs from one agent in
+        one transaction, answered in order. Each report is fenced on its own: one the agent
+        may not make is answered with its refusal and changes nothing, and the others are
+        recorded all the same. Retries and run settling are as for single reports.
+        """
 
     def get_task(self, task_id: int) -> Task:
         """One task; NotFound if absent."""

@@ -32,6 +32,7 @@ from octopus.store import (
     _plugins,
     _removal,
     _schedule,
+    _settle,
     _tasks,
 )
 from octopus.store._dialect import (
@@ -47,6 +48,7 @@ from octopus.store.base import (
     Claimed,
     Created,
     CreatedTasks,
+    Finished,
     Fired,
     Firing,
     HeartbeatResult,
@@ -204,6 +206,12 @@ class SqlStore:
     def listen(self, listener: StoreListener) -> None:
         """See ``Store.listen``."""
         self._listener = listener
+
+    def finish_executions(
+        self, agent: str, reports: Sequence[tuple[int, Outcome]], *, now: datetime
+    ) -> tuple[list[Finished], Wake]:
+        """See ``Store.finish_executions``."""
+        return self._write(lambda conn: _settle.finish_executions(conn, agent, reports, now=now))
 
     def get_task(self, task_id: int) -> Task:
         """See ``Store.get_task``."""

@@ -1,0 +1,62 @@
+"""Batched reports: an agent records many execution outcomes in one request and transaction."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import APIRouter
+from starlette.concurrency import run_in_threadpool
+
+from octopus.core.enums import ExecutionStatus
+from octopus.core.models import ExecutionError
+from octopus.schemas.agents import ExecutionReport
+from octopus.schemas.reports import ReportBatch, ReportBatchAck, ReportResult
+from octopus.server.auth import AgentIdentity, State
+from octopus.server.clock import utcnow
+from octopus.store.base import Finished, Outcome
+
+logger = logging.getLogger(__name__)
+
+router = APIRouter(prefix="/api/v1", tags=["agent protocol"])
+
+
+def outcome_of(report: ExecutionReport) -> Outcome:
+    """The store's Outcome for a wire report."""
+    return Outcome(
+        status=ExecutionStatus(report.status),
+        result=report.result,
+        error=ExecutionError(**report.error.model_dump()) if report.error else None,
+        log=report.log,
+        log_truncated=report.log_truncated,
+        started_at=report.started_at,
+        finished_at=report.finished_at,
+    )
+
+
+def _result(finished: Finished) -> ReportResult:
+    if finished.execution is not None:
+        return ReportResult(id=finished.execution_id, status=finished.execution.status)
+    logger.info(
+        "Refused a batched report (%s)",
+        finished.refusal,
+        extra={"execution": finished.execution_id},
+    )
+    return ReportResult(id=finished.execution_id, refused=finished.refusal, reason=finished.reason)
+
+
+@router.post("/agents/{name}/reports")
+async def report_many(body: ReportBatch, agent: AgentIdentity, state: State) -> ReportBatchAck:
+    """Record the outcomes of up to 1,000 executions this agent holds, in one transaction.
+
+    Each report is fenced on its own: one for an execution the agent does not hold while it
+    runs is answered `refused: "fenced"` (or `"not_found"`) and changes nothing, and the
+    others are recorded all the same. The answer has one result per report, in order. Agents
+    should send what finished since their last report, so a busy agent pays one request for
+    many outcomes.
+    """
+    reports = [(report.execution_id, outcome_of(report)) for report in body.reports]
+    finished, wake = await run_in_threadpool(
+        state.store.finish_executions, agent.name, reports, now=utcnow()
+    )
+    state.notifier.wake(wake)
+    return ReportBatchAck(results=[_result(item) for item in finished])
