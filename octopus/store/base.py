@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
 
+from octopus.core.audit import AuditEntry, AuditFilter, AuditNote
 from octopus.core.enums import AgentStatus, ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import (
     JSON,
@@ -180,8 +181,38 @@ class Fired:
     wake: Wake = field(default_factory=Wake)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinToken:
+    """A join token as stored (only its hash is kept): when it was made, when it expires, and
+    when a rotation retired it (None while it is current)."""
+
+    created_at: datetime
+    expires_at: datetime | None
+    replaced_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Pruned:
+    """What one pruning batch deleted."""
+
+    tasks: int = 0
+    runs: int = 0
+    executions: int = 0
+
+    def __add__(self, other: Pruned) -> Pruned:
+        return Pruned(
+            tasks=self.tasks + other.tasks,
+            runs=self.runs + other.runs,
+            executions=self.executions + other.executions,
+        )
+
+
 class Store(Protocol):
-    """Use-case methods over tasks, runs, executions, agents and plugins."""
+    """Use-case methods over tasks, runs, executions, agents and plugins.
+
+    A method taking ``actor`` records who asked for the change in the audit log, in the same
+    transaction as the change; with ``actor=None`` nothing is recorded.
+    """
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision; safe to call on every start."""
@@ -198,6 +229,7 @@ class Store(Protocol):
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        actor: str | None = None,
     ) -> Created:
         """Store a task; an ``adhoc`` task also fires its one run in the same transaction.
 
@@ -282,7 +314,9 @@ class Store(Protocol):
     def get_execution_log(self, execution_id: int) -> tuple[str, bool]:
         """An execution's captured output and whether it was truncated; NotFound if absent."""
 
-    def cancel_task(self, task_id: int, *, now: datetime) -> tuple[Task, Wake]:
+    def cancel_task(
+        self, task_id: int, *, now: datetime, actor: str | None = None
+    ) -> tuple[Task, Wake]:
         """Cancel a task: queued executions become ``cancelled`` at once; running ones are
         marked for stopping (their agents learn it from claim and heartbeat answers and report
         ``cancelled``). Conflict if the task already finished; NotFound if absent.
@@ -291,7 +325,13 @@ class Store(Protocol):
     # Agents -------------------------------------------------------------------------------
 
     def enroll_agent(
-        self, name: str, *, labels: dict[str, str], token_hash: str, now: datetime
+        self,
+        name: str,
+        *,
+        labels: dict[str, str],
+        token_hash: str,
+        now: datetime,
+        actor: str | None = None,
     ) -> Agent:
         """Register a new agent with the hash of its token; Conflict if the name is taken by
         an agent that is not revoked (a revoked name is enrolled afresh)."""
@@ -360,10 +400,12 @@ class Store(Protocol):
         settled.
         """
 
-    def set_draining(self, name: str, draining: bool, *, now: datetime) -> Agent:
+    def set_draining(
+        self, name: str, draining: bool, *, now: datetime, actor: str | None = None
+    ) -> Agent:
         """Stop or resume handing new work to an agent; NotFound if absent."""
 
-    def revoke_agent(self, name: str, *, now: datetime) -> Agent:
+    def revoke_agent(self, name: str, *, now: datetime, actor: str | None = None) -> Agent:
         """Revoke an agent's token at once; its running executions are left to their leases."""
 
     # Plugins ------------------------------------------------------------------------------
@@ -413,31 +455,46 @@ class Store(Protocol):
     def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
         """Set the first fire time of a task that has none; False if it already has one."""
 
-    def run_now(self, task_id: int, *, now: datetime) -> Fired:
+    def run_now(self, task_id: int, *, now: datetime, actor: str | None = None) -> Fired:
         """Fire one extra run of an ``active`` or ``paused`` task at ``now`` (reason "run
         now"), outside its overlap policy and ``max_runs``. Conflict for any other status;
         NotFound if absent."""
 
     def update_task(
-        self, task_id: int, spec: TaskSpec, *, next_run_at: datetime | None, now: datetime
+        self,
+        task_id: int,
+        spec: TaskSpec,
+        *,
+        next_run_at: datetime | None,
+        now: datetime,
+        actor: str | None = None,
     ) -> Task:
         """Replace the spec of a ``scheduled``, ``active`` or ``paused`` task and its next fire
-        time; a repeating task left with none becomes ``succeeded``. Conflict otherwise."""
+        time; a repeating task left with none becomes ``succeeded``. Conflict otherwise. The
+        audit entry names the fields that changed, never their values."""
 
-    def pause_task(self, task_id: int, *, now: datetime) -> Task:
+    def pause_task(self, task_id: int, *, now: datetime, actor: str | None = None) -> Task:
         """Pause an ``active`` task; InvalidTransition otherwise, NotFound if absent."""
 
     def resume_task(
-        self, task_id: int, *, now: datetime, next_run_at: datetime | None = None
+        self,
+        task_id: int,
+        *,
+        now: datetime,
+        next_run_at: datetime | None = None,
+        actor: str | None = None,
     ) -> Task:
         """Resume a ``paused`` task, firing next at ``next_run_at`` if given (otherwise the
         fire times that passed while paused are due, and the missed-run policy applies)."""
 
     # Task removal and dashboard reads ---------------------------------------------------
 
-    def delete_task(self, task_id: int) -> None:
+    def delete_task(
+        self, task_id: int, *, now: datetime | None = None, actor: str | None = None
+    ) -> None:
         """Delete a finished task with its runs and executions. Conflict while the task is
-        unfinished or any of its executions is still queued or running; NotFound if absent."""
+        unfinished or any of its executions is still queued or running; NotFound if absent.
+        An audit entry needs ``now`` besides ``actor``."""
 
     def task_counts(self) -> dict[TaskStatus, int]:
         """How many tasks are in each status (statuses with none are left out)."""
@@ -461,6 +518,46 @@ class Store(Protocol):
     def change_marks(self) -> ChangeMarks:
         """Fingerprints of tasks, executions and agents; one moves whenever its kind changes.
         Cheap enough to poll every half second."""
+
+    # Audit log, join tokens, retention ------------------------------------------------------
+
+    def record_audit(self, note: AuditNote, *, now: datetime) -> None:
+        """Record an audit entry on its own, for what is not a store change (a login)."""
+
+    def list_audit(
+        self, wanted: AuditFilter, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[AuditEntry], int]:
+        """A page of audit entries matching ``wanted``, newest first, and how many match."""
+
+    def adopt_join_token(self, token_hash: str, *, now: datetime) -> bool:
+        """Make a configured or saved join token current, unless a rotation retired it.
+
+        A hash never seen becomes the current join token (retiring the one before). A known
+        hash changes nothing: True if it is current, False if it was retired (a restart with
+        an old configured token must not bring it back).
+        """
+
+    def rotate_join_token(
+        self, token_hash: str, *, now: datetime, expires_at: datetime | None, actor: str
+    ) -> JoinToken:
+        """Retire the current join token and make ``token_hash`` current, expiring at
+        ``expires_at`` (None: never), with an audit entry in the same transaction."""
+
+    def join_token_for(self, token_hash: str) -> JoinToken | None:
+        """The join token with this hash, current or retired; None if it never was one."""
+
+    def current_join_token(self) -> JoinToken | None:
+        """The join token in force, if there is one."""
+
+    def prune_history(self, *, before: datetime, batch_size: int) -> Pruned:
+        """Delete one batch of history finished before ``before``, in one short transaction.
+
+        At most ``batch_size`` finished ``adhoc`` and ``scheduled`` tasks last changed before
+        ``before``, whole, then, in the room left, finished runs of repeating tasks that ended
+        before ``before``; executions and their logs go with them. Never an unfinished run, a
+        run or task with an execution still queued or running, or a repeating task's row.
+        Call again until it deletes fewer than ``batch_size`` tasks and runs together.
+        """
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

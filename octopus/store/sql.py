@@ -19,18 +19,29 @@ from alembic.config import Config
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 
+from octopus.core.audit import (
+    AuditAction,
+    AuditEntry,
+    AuditFilter,
+    AuditNote,
+    agent_subject,
+    task_subject,
+)
 from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Agent, AgentFacts, Execution, Plugin, Run, Task, TaskSpec
 from octopus.errors import Conflict
 from octopus.store import (
     _agents,
+    _audit,
     _bulk,
     _changes,
     _claims,
     _counts,
     _dashboard,
+    _join_tokens,
     _plugins,
     _removal,
+    _retention,
     _schedule,
     _settle,
     _tasks,
@@ -52,9 +63,11 @@ from octopus.store.base import (
     Fired,
     Firing,
     HeartbeatResult,
+    JoinToken,
     MinuteCount,
     Outcome,
     PluginVersion,
+    Pruned,
     StatusCounts,
     StoreListener,
     Sweep,
@@ -146,16 +159,22 @@ class SqlStore:
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        actor: str | None = None,
     ) -> Created:
         """See ``Store.create_task``."""
         try:
             return self._write(
-                lambda conn: _tasks.create_task(
+                lambda conn: _audit.task_created(
                     conn,
-                    spec,
+                    _tasks.create_task(
+                        conn,
+                        spec,
+                        now=now,
+                        idempotency_key=idempotency_key,
+                        request_hash=request_hash,
+                    ),
+                    actor,
                     now=now,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
                 )
             )
         except IntegrityError:
@@ -269,20 +288,43 @@ class SqlStore:
         with self._read() as conn:
             return _tasks.get_execution_log(conn, execution_id)
 
-    def cancel_task(self, task_id: int, *, now: datetime) -> tuple[Task, Wake]:
+    def cancel_task(
+        self, task_id: int, *, now: datetime, actor: str | None = None
+    ) -> tuple[Task, Wake]:
         """See ``Store.cancel_task``."""
-        return self._write(lambda conn: _tasks.cancel_task(conn, task_id, now=now))
+        return self._write(
+            lambda conn: _audit.after(
+                conn,
+                _tasks.cancel_task(conn, task_id, now=now),
+                actor,
+                AuditAction.TASK_CANCELLED,
+                task_subject(task_id),
+                now=now,
+            )
+        )
 
     # Agents -------------------------------------------------------------------------------
 
     def enroll_agent(
-        self, name: str, *, labels: dict[str, str], token_hash: str, now: datetime
+        self,
+        name: str,
+        *,
+        labels: dict[str, str],
+        token_hash: str,
+        now: datetime,
+        actor: str | None = None,
     ) -> Agent:
         """See ``Store.enroll_agent``."""
         try:
             return self._write(
-                lambda conn: _agents.enroll_agent(
-                    conn, name, labels=labels, token_hash=token_hash, now=now
+                lambda conn: _audit.after(
+                    conn,
+                    _agents.enroll_agent(conn, name, labels=labels, token_hash=token_hash, now=now),
+                    actor,
+                    AuditAction.AGENT_ENROLLED,
+                    agent_subject(name),
+                    now=now,
+                    detail={"labels": dict(labels)},
                 )
             )
         except IntegrityError:
@@ -363,13 +405,34 @@ class SqlStore:
         """See ``Store.reap``."""
         return self._write(lambda conn: _agents.reap(conn, now=now, client_timeout=client_timeout))
 
-    def set_draining(self, name: str, draining: bool, *, now: datetime) -> Agent:
+    def set_draining(
+        self, name: str, draining: bool, *, now: datetime, actor: str | None = None
+    ) -> Agent:
         """See ``Store.set_draining``."""
-        return self._write(lambda conn: _agents.set_draining(conn, name, draining))
+        action = AuditAction.AGENT_DRAINED if draining else AuditAction.AGENT_RESUMED
+        return self._write(
+            lambda conn: _audit.after(
+                conn,
+                _agents.set_draining(conn, name, draining),
+                actor,
+                action,
+                agent_subject(name),
+                now=now,
+            )
+        )
 
-    def revoke_agent(self, name: str, *, now: datetime) -> Agent:
+    def revoke_agent(self, name: str, *, now: datetime, actor: str | None = None) -> Agent:
         """See ``Store.revoke_agent``."""
-        return self._write(lambda conn: _agents.revoke_agent(conn, name, now=now))
+        return self._write(
+            lambda conn: _audit.after(
+                conn,
+                _agents.revoke_agent(conn, name, now=now),
+                actor,
+                AuditAction.AGENT_REVOKED,
+                agent_subject(name),
+                now=now,
+            )
+        )
 
     # Plugins ------------------------------------------------------------------------------
 
@@ -427,22 +490,38 @@ class SqlStore:
         """See ``Store.release_waiting``."""
         return self._write(lambda conn: _schedule.release_waiting(conn, now=now))
 
-    def run_now(self, task_id: int, *, now: datetime) -> Fired:
+    def run_now(self, task_id: int, *, now: datetime, actor: str | None = None) -> Fired:
         """See ``Store.run_now``."""
         try:
-            return self._write(lambda conn: _schedule.run_now(conn, task_id, now=now))
+            return self._write(
+                lambda conn: _audit.ran_now(
+                    conn, _schedule.run_now(conn, task_id, now=now), actor, task_id, now=now
+                )
+            )
         except IntegrityError:
             raise Conflict(f"task {task_id} already has a run at {now.isoformat()}") from None
 
     def update_task(
-        self, task_id: int, spec: TaskSpec, *, next_run_at: datetime | None, now: datetime
+        self,
+        task_id: int,
+        spec: TaskSpec,
+        *,
+        next_run_at: datetime | None,
+        now: datetime,
+        actor: str | None = None,
     ) -> Task:
         """See ``Store.update_task``."""
-        return self._write(
-            lambda conn: _schedule.update_task(
-                conn, task_id, spec, next_run_at=next_run_at, now=now
+
+        def edit(conn: Connection) -> Task:
+            old = _tasks.get_task(conn, task_id).spec
+            task = _schedule.update_task(conn, task_id, spec, next_run_at=next_run_at, now=now)
+            detail = {"fields": _audit.changed_fields(old, spec)}
+            subject = task_subject(task_id)
+            return _audit.after(
+                conn, task, actor, AuditAction.TASK_EDITED, subject, now=now, detail=detail
             )
-        )
+
+        return self._write(edit)
 
     def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
         """See ``Store.plan_task``."""
@@ -450,27 +529,53 @@ class SqlStore:
             lambda conn: _schedule.plan_task(conn, task_id, next_run_at=next_run_at, now=now)
         )
 
-    def pause_task(self, task_id: int, *, now: datetime) -> Task:
+    def pause_task(self, task_id: int, *, now: datetime, actor: str | None = None) -> Task:
         """See ``Store.pause_task``."""
         return self._write(
-            lambda conn: _schedule.set_paused(conn, task_id, True, now=now, next_run_at=None)
+            lambda conn: _audit.after(
+                conn,
+                _schedule.set_paused(conn, task_id, True, now=now, next_run_at=None),
+                actor,
+                AuditAction.TASK_PAUSED,
+                task_subject(task_id),
+                now=now,
+            )
         )
 
     def resume_task(
-        self, task_id: int, *, now: datetime, next_run_at: datetime | None = None
+        self,
+        task_id: int,
+        *,
+        now: datetime,
+        next_run_at: datetime | None = None,
+        actor: str | None = None,
     ) -> Task:
         """See ``Store.resume_task``."""
         return self._write(
-            lambda conn: _schedule.set_paused(
-                conn, task_id, False, now=now, next_run_at=next_run_at
+            lambda conn: _audit.after(
+                conn,
+                _schedule.set_paused(conn, task_id, False, now=now, next_run_at=next_run_at),
+                actor,
+                AuditAction.TASK_RESUMED,
+                task_subject(task_id),
+                now=now,
             )
         )
 
     # Task removal and dashboard reads ---------------------------------------------------
 
-    def delete_task(self, task_id: int) -> None:
+    def delete_task(
+        self, task_id: int, *, now: datetime | None = None, actor: str | None = None
+    ) -> None:
         """See ``Store.delete_task``."""
-        self._write(lambda conn: _removal.delete_task(conn, task_id))
+        subject = task_subject(task_id)
+
+        def remove(conn: Connection) -> None:
+            _removal.delete_task(conn, task_id)
+            if now is not None:
+                _audit.note(conn, actor, AuditAction.TASK_DELETED, subject, now=now)
+
+        self._write(remove)
 
     def task_counts(self) -> dict[TaskStatus, int]:
         """See ``Store.task_counts``."""
@@ -506,3 +611,46 @@ class SqlStore:
         """See ``Store.change_marks``."""
         with self._read() as conn:
             return _dashboard.change_marks(conn)
+
+    # Audit log, join tokens, retention ------------------------------------------------------
+
+    def record_audit(self, note: AuditNote, *, now: datetime) -> None:
+        """See ``Store.record_audit``."""
+        self._write(lambda conn: _audit.record(conn, note, now=now))
+
+    def list_audit(
+        self, wanted: AuditFilter, *, limit: int = 50, offset: int = 0
+    ) -> tuple[list[AuditEntry], int]:
+        """See ``Store.list_audit``."""
+        with self._read() as conn:
+            return _audit.list_audit(conn, wanted, limit=limit, offset=offset)
+
+    def adopt_join_token(self, token_hash: str, *, now: datetime) -> bool:
+        """See ``Store.adopt_join_token``."""
+        return self._write(lambda conn: _join_tokens.adopt(conn, token_hash, now=now))
+
+    def rotate_join_token(
+        self, token_hash: str, *, now: datetime, expires_at: datetime | None, actor: str
+    ) -> JoinToken:
+        """See ``Store.rotate_join_token``."""
+        return self._write(
+            lambda conn: _join_tokens.rotate(
+                conn, token_hash, now=now, expires_at=expires_at, actor=actor
+            )
+        )
+
+    def join_token_for(self, token_hash: str) -> JoinToken | None:
+        """See ``Store.join_token_for``."""
+        with self._read() as conn:
+            return _join_tokens.find(conn, token_hash)
+
+    def current_join_token(self) -> JoinToken | None:
+        """See ``Store.current_join_token``."""
+        with self._read() as conn:
+            return _join_tokens.current(conn)
+
+    def prune_history(self, *, before: datetime, batch_size: int) -> Pruned:
+        """See ``Store.prune_history``."""
+        return self._write(
+            lambda conn: _retention.prune_batch(conn, before=before, batch_size=batch_size)
+        )

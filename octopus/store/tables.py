@@ -26,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
+from octopus.core.audit import AuditAction
 from octopus.core.enums import (
     AgentStatus,
     ExecutionStatus,
@@ -251,4 +252,30 @@ plugins = Table(
     Column("actions", JsonText, nullable=False),
     Column("size", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+)
+
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", id_type(), primary_key=True, autoincrement=True),
+    Column("at", UTCDateTime, nullable=False),
+    Column("actor", String(160), nullable=False),
+    Column("action", _status(AuditAction), nullable=False),
+    Column("subject", String(160), nullable=False),
+    Column("detail", JsonText, nullable=False),
+    one_of("action", AuditAction),
+    Index(None, "action", "id"),
+    Index(None, "actor", "id"),
+    Index(None, "subject", "id"),
+    Index(None, "at"),
+)
+
+join_tokens = Table(
+    "join_tokens",
+    metadata,
+    Column("id", id_type(), primary_key=True, autoincrement=True),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created_at", UTCDateTime, nullable=False),
+    Column("expires_at", UTCDateTime),
+    Column("replaced_at", UTCDateTime),
 )

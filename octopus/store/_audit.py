@@ -1,0 +1,138 @@
+"""The audit log: recording an entry inside the caller's transaction, and reading it back."""
+
+from __future__ import annotations
+
+from dataclasses import fields
+from datetime import datetime
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, RowMapping, func, insert, select
+
+from octopus.core.audit import AuditAction, AuditEntry, AuditFilter, AuditNote, task_subject
+from octopus.core.models import JSON, TaskSpec
+from octopus.store.base import Created, Fired
+from octopus.store.tables import audit_log
+
+T = TypeVar("T")
+
+
+def record(conn: Connection, note: AuditNote, *, now: datetime) -> None:
+    """Insert one entry on ``conn``: it commits or rolls back with the change it records."""
+    conn.execute(
+        insert(audit_log).values(
+            at=now,
+            actor=note.actor,
+            action=note.action.value,
+            subject=note.subject,
+            detail=note.detail,
+        )
+    )
+
+
+def note(
+    conn: Connection,
+    actor: str | None,
+    action: AuditAction,
+    subject: str,
+    *,
+    now: datetime,
+    detail: dict[str, JSON] | None = None,
+) -> None:
+    """Record ``action`` by ``actor`` on ``subject``; nothing when no actor is given (a change
+    made by the server's own machinery, or a test, names no one)."""
+    if actor is not None:
+        record(
+            conn,
+            AuditNote(actor=actor, action=action, subject=subject, detail=detail or {}),
+            now=now,
+        )
+
+
+def after(
+    conn: Connection,
+    result: T,
+    actor: str | None,
+    action: AuditAction,
+    subject: str,
+    *,
+    now: datetime,
+    detail: dict[str, JSON] | None = None,
+) -> T:
+    """``note`` once the change that produced ``result`` is made, and hand ``result`` back, so
+    a store method audits its change in one expression inside its transaction."""
+    note(conn, actor, action, subject, now=now, detail=detail)
+    return result
+
+
+def task_created(
+    conn: Connection, created: Created, actor: str | None, *, now: datetime
+) -> Created:
+    """Audit a new task (not an idempotent repeat); the detail leaves out its arguments."""
+    if created.created:
+        spec = created.task.spec
+        detail: dict[str, JSON] = {
+            "name": spec.name,
+            "plugin": spec.plugin,
+            "action": spec.action,
+            "type": spec.type.value,
+            "ownership": spec.ownership.value,
+        }
+        note(
+            conn,
+            actor,
+            AuditAction.TASK_CREATED,
+            task_subject(created.task.id),
+            now=now,
+            detail=detail,
+        )
+    return created
+
+
+def ran_now(
+    conn: Connection, fired: Fired, actor: str | None, task_id: int, *, now: datetime
+) -> Fired:
+    """Audit a run fired by hand, naming the run."""
+    detail: dict[str, JSON] = {"run_id": fired.runs[0].id} if fired.runs else {}
+    return after(
+        conn, fired, actor, AuditAction.TASK_RUN_NOW, task_subject(task_id), now=now, detail=detail
+    )
+
+
+def changed_fields(old: TaskSpec, new: TaskSpec) -> list[str]:
+    """The names of the spec fields an edit changed (never their values: they may be secret)."""
+    return [f.name for f in fields(TaskSpec) if getattr(old, f.name) != getattr(new, f.name)]
+
+
+def _entry(row: RowMapping) -> AuditEntry:
+    return AuditEntry(
+        id=row["id"],
+        at=row["at"],
+        actor=row["actor"],
+        action=AuditAction(row["action"]),
+        subject=row["subject"],
+        detail=row["detail"],
+    )
+
+
+def list_audit(
+    conn: Connection, wanted: AuditFilter, *, limit: int, offset: int
+) -> tuple[list[AuditEntry], int]:
+    """A page of entries matching ``wanted``, newest first, and how many match."""
+    conditions: list[Any] = []
+    if wanted.action is not None:
+        conditions.append(audit_log.c.action == wanted.action.value)
+    if wanted.actor is not None:
+        conditions.append(audit_log.c.actor == wanted.actor)
+    if wanted.subject is not None:
+        conditions.append(audit_log.c.subject == wanted.subject)
+    if wanted.since is not None:
+        conditions.append(audit_log.c.at >= wanted.since)
+    page = (
+        select(audit_log)
+        .where(*conditions)
+        .order_by(audit_log.c.id.desc())
+        .limit(limit)
+        .offset(offset)
+    )
+    total = conn.execute(select(func.count()).select_from(audit_log).where(*conditions))
+    return [_entry(row) for row in conn.execute(page).mappings()], int(total.scalar_one())
