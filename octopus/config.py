@@ -95,6 +95,8 @@ class ServerSettings(OctopusSettings):
     plugin_scan_seconds: float = Field(default=2.0, gt=0, le=3600)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
     local_agents: int = Field(default=0, ge=0, le=64)
+    retention_days: int = Field(default=30, ge=0, le=36500)
+    """Finished history older than this many days is pruned; 0 keeps everything."""
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to the SQLite file in the data dir."""

@@ -81,3 +81,13 @@ class ConfigError(OctopusError):
     """A setting is missing or has a bad value; the message names the variable."""
 
     code = "config_error"
+
+
+class RateLimited(OctopusError):
+    """Too many failed attempts from one client; ``retry_after`` says when to try again."""
+
+    code = "too_many_requests"
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after

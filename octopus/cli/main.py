@@ -11,7 +11,7 @@ import typer
 from typer._click import exceptions as click_errors
 
 from octopus import __version__
-from octopus.cli import agent, bench, plugin, server, task
+from octopus.cli import agent, audit, bench, join_token, plugin, server, task
 from octopus.errors import OctopusError
 
 EXIT_ERROR = 1
@@ -35,6 +35,8 @@ app.add_typer(agent.app, name="agent")
 app.add_typer(task.app, name="task")
 app.add_typer(plugin.app, name="plugin")
 app.command("bench")(bench.bench)
+app.add_typer(audit.app, name="audit")
+app.add_typer(join_token.app, name="join-token")
 
 
 def _show_version(value: bool) -> None:

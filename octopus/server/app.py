@@ -27,12 +27,16 @@ from octopus.server.metrics import router as metrics_router
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.reaper import Reaper
+from octopus.server.retention import INTERVAL_SECONDS as RETENTION_INTERVAL_SECONDS
+from octopus.server.retention import Retention
 from octopus.server.routes import (
     agent_protocol,
     agent_reports,
     agents,
+    audit,
     executions,
     health,
+    join_token,
     plugins,
     tasks,
 )
@@ -51,10 +55,13 @@ HEARTBEAT_ROUTE = "/api/v1/agents/{name}/heartbeat"
 
 def build_state(settings: ServerSettings, store: Store | None = None) -> ServerState:
     """Open the store, apply migrations, load tokens and scan plugins once."""
-    tokens = ensure_tokens(settings.data_dir, settings.admin_token, settings.join_token)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
     if store is None:
         store = open_store(settings.resolved_database_url())
         store.migrate()
+    tokens = ensure_tokens(
+        settings.data_dir, settings.admin_token, settings.join_token, store=store, now=utcnow()
+    )
     plugin_store = PluginStore(store, [BUILTIN_DIR, settings.plugins_dir])
     plugin_store.scan()
     return ServerState(
@@ -67,6 +74,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.octopus
     settings = state.settings
     reaper = Reaper(state.store, client_timeout=settings.client_timeout)
+    retention = Retention(state.store, days=settings.retention_days)
     stopping = asyncio.Event()
     state.scheduler = Scheduler(state.store)
     loops = [
@@ -82,6 +90,14 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         ),
         asyncio.create_task(
             every(settings.plugin_scan_seconds, state.plugins.scan, stopping, name="Plugin scan")
+        ),
+        asyncio.create_task(
+            every(
+                RETENTION_INTERVAL_SECONDS,
+                lambda: retention.tick(utcnow()),
+                stopping,
+                name="Retention pass",
+            )
         ),
     ]
     try:
@@ -104,7 +120,7 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     app.state.octopus = state or build_state(settings)
     app.state.metrics = metrics = Metrics(app.state.octopus.store)
     install_error_handlers(app)
-    for module in (health, tasks, executions, agents, agent_protocol, plugins):
+    for module in (health, tasks, executions, agents, agent_protocol, plugins, audit, join_token):
         app.include_router(module.router)
     app.include_router(metrics_router)
     app.include_router(agent_reports.router)
@@ -150,7 +166,7 @@ def run_server(
     local = LocalAgents(
         count=settings.local_agents,
         server_url=f"http://127.0.0.1:{settings.server_port}",
-        join_token=state.tokens.join,
+        join_token=state.tokens.join or "",
         data_dir=settings.data_dir,
     )
     config = uvicorn.Config(

@@ -8,10 +8,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from starlette.concurrency import run_in_threadpool
 
+from octopus.core.audit import ADMIN
 from octopus.core.models import Agent
-from octopus.errors import AuthError, Forbidden
+from octopus.errors import AuthError, Forbidden, RateLimited
+from octopus.server.clock import utcnow
 from octopus.server.secrets import hash_token, same_token
 from octopus.server.state import ServerState, get_state
+from octopus.store.base import Store
 
 _bearer = HTTPBearer(auto_error=False, description="The admin token, or an agent's own token.")
 Credentials = Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
@@ -24,16 +27,35 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def require_admin(credentials: Credentials, state: State) -> None:
-    """Allow only the admin token."""
+def require_admin(credentials: Credentials, state: State) -> str:
+    """Allow only the admin token; the caller is the ``admin`` actor of the audit log."""
     if not same_token(_token(credentials), state.tokens.admin):
         raise AuthError("invalid admin token")
+    return ADMIN
 
 
-def require_join_token(credentials: Credentials, state: State) -> None:
-    """Allow only the join token (enrollment)."""
-    if not same_token(_token(credentials), state.tokens.join):
+def _check_join_token(store: Store, token: str) -> None:
+    found = store.join_token_for(hash_token(token))
+    if found is None or found.replaced_at is not None:
         raise AuthError("invalid join token")
+    if found.expires_at is not None and found.expires_at <= utcnow():
+        when = found.expires_at.isoformat(timespec="seconds")
+        raise AuthError(f"the join token expired at {when}; ask the admin for a new one")
+
+
+async def require_join_token(request: Request, credentials: Credentials, state: State) -> None:
+    """Allow only the current, unexpired join token (enrollment). A client address with too
+    many failures is refused (429) for a while, whatever it sends."""
+    client = request.client.host if request.client else "unknown"
+    limiter = state.enrollments
+    if limiter.blocked(client):
+        wait = limiter.retry_after(client)
+        raise RateLimited(f"too many failed enrollments; try again in {wait} s", retry_after=wait)
+    try:
+        await run_in_threadpool(_check_join_token, state.store, _token(credentials))
+    except AuthError:
+        limiter.failed(client)
+        raise
 
 
 async def _agent_for(credentials: Credentials, state: ServerState) -> Agent:
@@ -65,5 +87,7 @@ async def require_admin_or_agent(request: Request, credentials: Credentials, sta
 
 
 Admin = Depends(require_admin)
+AdminActor = Annotated[str, Depends(require_admin)]
+"""Who made an admin call, for the audit log (the dashboard passes its own actor)."""
 AgentIdentity = Annotated[Agent, Depends(require_agent)]
 AnyAgent = Annotated[Agent, Depends(require_any_agent)]

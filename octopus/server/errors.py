@@ -17,6 +17,7 @@ from octopus.errors import (
     NotFound,
     OctopusError,
     PluginError,
+    RateLimited,
     ValidationFailed,
 )
 from octopus.schemas.common import ErrorBody, ErrorDetail
@@ -31,6 +32,7 @@ _STATUS_BY_ERROR: tuple[tuple[type[OctopusError], int], ...] = (
     (PluginError, 422),
     (AuthError, 401),
     (Forbidden, 403),
+    (RateLimited, 429),
 )
 
 
@@ -88,6 +90,8 @@ async def _on_octopus_error(request: Request, exc: Exception) -> FastJSONRespons
         else []
     )
     headers = {"WWW-Authenticate": "Bearer"} if status == 401 else {}
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
     return error_response(status, exc.code, exc.message, details, **headers)
 
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from fastapi import Request
 
 from octopus.config import ServerSettings
+from octopus.server.limiter import FailureLimiter
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
 from octopus.server.scheduler import Scheduler
@@ -23,6 +24,8 @@ class ServerState:
     tokens: ServerTokens
     notifier: Notifier
     plugins: PluginStore
+    enrollments: FailureLimiter = field(default_factory=FailureLimiter)
+    """Failed enrollments per client address (a join token guessed by brute force)."""
     scheduler: Scheduler | None = None
     """Set while the lifespan runs the scheduler loop."""
 

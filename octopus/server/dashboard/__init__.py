@@ -11,7 +11,7 @@ from fastapi.staticfiles import StaticFiles
 from octopus.server.dashboard.deps import CsrfRefused, Dashboard, LoginRequired, login_url
 from octopus.server.dashboard.live import LiveHub
 from octopus.server.dashboard.render import SECURITY_HEADERS, page, redirect
-from octopus.server.dashboard.session import LoginLimiter, Sessions, load_or_create_key
+from octopus.server.dashboard.session import Sessions, load_or_create_key
 from octopus.server.dashboard.views import (
     agents,
     events,
@@ -23,6 +23,7 @@ from octopus.server.dashboard.views import (
     task_form,
     tasks,
 )
+from octopus.server.limiter import FailureLimiter
 from octopus.server.state import ServerState
 
 STATIC_DIR = Path(__file__).parent / "static"
@@ -45,7 +46,7 @@ def mount_dashboard(app: FastAPI, state: ServerState) -> None:
     key = load_or_create_key(state.settings.data_dir)
     app.state.dashboard = Dashboard(
         sessions=Sessions(key=key, admin_token=state.tokens.admin),
-        limiter=LoginLimiter(),
+        limiter=FailureLimiter(),
         live=LiveHub(state.store),
     )
     for module in _VIEWS:

@@ -12,7 +12,8 @@ from octopus.core.states import TASK_TERMINAL
 from octopus.server.routes import tasks as task_routes
 from octopus.server.state import ServerState
 
-Perform = Callable[[int, ServerState], Awaitable[Any]]
+Perform = Callable[[int, ServerState, str], Awaitable[Any]]
+"""An API route called as ``perform(task_id, state, actor)``."""
 
 
 @dataclass(frozen=True, slots=True)

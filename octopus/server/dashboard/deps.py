@@ -9,7 +9,8 @@ from urllib.parse import parse_qsl, quote
 from fastapi import Depends, Request
 
 from octopus.server.dashboard.live import LiveHub
-from octopus.server.dashboard.session import COOKIE_NAME, LoginLimiter, Session, Sessions, same_csrf
+from octopus.server.dashboard.session import COOKIE_NAME, Session, Sessions, same_csrf
+from octopus.server.limiter import FailureLimiter
 from octopus.server.state import ServerState, get_state
 
 CSRF_FIELD = "csrf"
@@ -29,7 +30,7 @@ class Dashboard:
     """The dashboard's per-process parts: sessions, the login limiter and the live hub."""
 
     sessions: Sessions
-    limiter: LoginLimiter
+    limiter: FailureLimiter
     live: LiveHub
 
 

@@ -1,4 +1,4 @@
-"""Dashboard sessions: HMAC-signed cookies, per-session CSRF tokens and a login rate limit.
+"""Dashboard sessions: HMAC-signed cookies and per-session CSRF tokens.
 
 A session is stateless: the cookie holds its expiry and CSRF token, signed with a key kept in
 the data dir (mode 0600). The signature also covers a hash of the admin token, so changing the
@@ -12,7 +12,6 @@ import hmac
 import os
 import secrets
 import time
-from collections import defaultdict, deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,34 +85,3 @@ class Sessions:
 def same_csrf(given: str | None, session: Session) -> bool:
     """Whether a submitted CSRF token is the session's own (constant time)."""
     return given is not None and hmac.compare_digest(given.encode(), session.csrf.encode())
-
-
-@dataclass(slots=True)
-class LoginLimiter:
-    """At most ``attempts`` failed logins per client address in any ``window_seconds``."""
-
-    attempts: int = 5
-    window_seconds: float = 60.0
-    failures: dict[str, deque[float]] = field(default_factory=lambda: defaultdict(deque))
-
-    def _recent(self, client: str, now: float) -> deque[float]:
-        times = self.failures[client]
-        while times and times[0] <= now - self.window_seconds:
-            times.popleft()
-        return times
-
-    def blocked(self, client: str, now: float | None = None) -> bool:
-        """Whether ``client`` used up its failed attempts for now."""
-        moment = now if now is not None else time.monotonic()
-        return len(self._recent(client, moment)) >= self.attempts
-
-    def failed(self, client: str, now: float | None = None) -> None:
-        """Count a failed login from ``client``."""
-        moment = now if now is not None else time.monotonic()
-        self._recent(client, moment).append(moment)
-
-    def retry_after(self, client: str, now: float | None = None) -> int:
-        """Seconds until ``client`` may try again."""
-        moment = now if now is not None else time.monotonic()
-        times = self._recent(client, moment)
-        return max(1, int(times[0] + self.window_seconds - moment) + 1) if times else 0

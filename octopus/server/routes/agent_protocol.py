@@ -10,6 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Response
 from starlette.concurrency import run_in_threadpool
 
+from octopus.core.audit import agent_actor
 from octopus.core.enums import ExecutionStatus
 from octopus.core.models import AgentFacts, ExecutionError
 from octopus.errors import Fenced
@@ -58,6 +59,7 @@ async def enroll(body: EnrollRequest, state: State) -> EnrollResponse:
         labels=body.labels,
         token_hash=hash_token(token),
         now=utcnow(),
+        actor=agent_actor(body.name),
     )
     logger.info("Agent %s enrolled", body.name, extra={"agent": body.name})
     return EnrollResponse(

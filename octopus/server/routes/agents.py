@@ -9,7 +9,7 @@ from starlette.concurrency import run_in_threadpool
 
 from octopus.schemas.agents import AgentRead
 from octopus.schemas.common import NAME_PATTERN, Page
-from octopus.server.auth import Admin, State
+from octopus.server.auth import Admin, AdminActor, State
 from octopus.server.clock import utcnow
 from octopus.server.present import agent_read
 from octopus.store.base import Wake
@@ -33,22 +33,24 @@ def get_agent(name: AgentNamePath, state: State) -> AgentRead:
 
 
 @router.post("/{name}/drain")
-async def drain_agent(name: AgentNamePath, state: State) -> AgentRead:
+async def drain_agent(name: AgentNamePath, state: State, actor: AdminActor) -> AgentRead:
     """Stop giving the agent new work; its running executions finish."""
-    agent = await run_in_threadpool(state.store.set_draining, name, True, now=utcnow())
+    agent = await run_in_threadpool(state.store.set_draining, name, True, now=utcnow(), actor=actor)
     state.notifier.wake(Wake(agents=frozenset({name})))
     return agent_read(agent)
 
 
 @router.post("/{name}/resume")
-async def resume_agent(name: AgentNamePath, state: State) -> AgentRead:
+async def resume_agent(name: AgentNamePath, state: State, actor: AdminActor) -> AgentRead:
     """Give a drained agent work again."""
-    agent = await run_in_threadpool(state.store.set_draining, name, False, now=utcnow())
+    agent = await run_in_threadpool(
+        state.store.set_draining, name, False, now=utcnow(), actor=actor
+    )
     state.notifier.wake(Wake(agents=frozenset({name})))
     return agent_read(agent)
 
 
 @router.post("/{name}/revoke")
-def revoke_agent(name: AgentNamePath, state: State) -> AgentRead:
+def revoke_agent(name: AgentNamePath, state: State, actor: AdminActor) -> AgentRead:
     """Revoke the agent's token at once; it must enroll again to come back."""
-    return agent_read(state.store.revoke_agent(name, now=utcnow()))
+    return agent_read(state.store.revoke_agent(name, now=utcnow(), actor=actor))

@@ -29,7 +29,7 @@ from octopus.schemas.tasks import (
     TaskStatusIn,
     TaskUpdate,
 )
-from octopus.server.auth import Admin, State
+from octopus.server.auth import Admin, AdminActor, State
 from octopus.server.clock import utcnow
 from octopus.server.errors import validation_details
 from octopus.server.present import execution_read, run_read, runs_read, task_detail, task_read
@@ -88,7 +88,7 @@ def _check_times(spec: TaskSpec, now: datetime) -> None:
 
 @router.post("", status_code=201)
 async def create_task(
-    body: TaskCreate, state: State, idempotency_key: IdempotencyKey = None
+    body: TaskCreate, state: State, actor: AdminActor, idempotency_key: IdempotencyKey = None
 ) -> TaskRead:
     """Create a task. An adhoc task fires at once; a scheduled task at `run_at`; an interval
     task every `interval_seconds` from `start_at` (default now); a cron task on `cron` in
@@ -108,6 +108,7 @@ async def create_task(
         now=now,
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
+        actor=actor,
     )
     state.notifier.wake(created.wake)
     if spec.type is not TaskType.ADHOC:  # an adhoc task fired in create_task already
@@ -211,24 +212,26 @@ def list_task_executions(
 
 
 @router.post("/{task_id}/cancel")
-async def cancel_task(task_id: TaskId, state: State) -> TaskRead:
+async def cancel_task(task_id: TaskId, state: State, actor: AdminActor) -> TaskRead:
     """Cancel a task: queued executions are cancelled, running ones are stopped on their agents.
 
     409 if the task already finished.
     """
-    task, wake = await run_in_threadpool(state.store.cancel_task, task_id, now=utcnow())
+    task, wake = await run_in_threadpool(
+        state.store.cancel_task, task_id, now=utcnow(), actor=actor
+    )
     state.notifier.wake(wake)
     return task_read(task)
 
 
 @router.delete("/{task_id}", status_code=204)
-async def delete_task(task_id: TaskId, state: State) -> None:
+async def delete_task(task_id: TaskId, state: State, actor: AdminActor) -> None:
     """Delete a finished task with its runs, executions and logs.
 
     409 while the task is unfinished or any of its executions is still stopping; cancel it
     first. 404 if there is no such task.
     """
-    await run_in_threadpool(state.store.delete_task, task_id)
+    await run_in_threadpool(state.store.delete_task, task_id, now=utcnow(), actor=actor)
 
 
 def _edited(task: Task, body: TaskUpdate) -> TaskSpec:
@@ -251,7 +254,7 @@ def _edited(task: Task, body: TaskUpdate) -> TaskSpec:
         raise ValidationFailed(first.field or "body", first.message) from None
 
 
-def _edit(task_id: int, body: TaskUpdate, state: State) -> Task:
+def _edit(task_id: int, body: TaskUpdate, state: State, actor: str) -> Task:
     task = state.store.get_task(task_id)
     if not task.spec.type.repeats and task.spec.type is not TaskType.SCHEDULED:
         raise Conflict(f"task {task_id} is adhoc: it has no schedule to edit")
@@ -265,52 +268,54 @@ def _edit(task_id: int, body: TaskUpdate, state: State) -> Task:
     next_run_at = next_after(spec, created_at=task.created_at, run_count=task.run_count, after=now)
     if spec.type is TaskType.INTERVAL and spec.start_at is not None and spec.start_at > now:
         next_run_at = spec.start_at
-    return state.store.update_task(task_id, spec, next_run_at=next_run_at, now=now)
+    return state.store.update_task(task_id, spec, next_run_at=next_run_at, now=now, actor=actor)
 
 
 @router.patch("/{task_id}")
-async def update_task(task_id: TaskId, body: TaskUpdate, state: State) -> TaskRead:
+async def update_task(
+    task_id: TaskId, body: TaskUpdate, state: State, actor: AdminActor
+) -> TaskRead:
     """Edit a scheduled, interval or cron task: its schedule, limits, policies, arguments and
     other settings. Fields left out keep their value; the result is checked like a new task.
 
     The change takes effect at once: `next_run_at` is recomputed from now. 409 if the task
     finished or was cancelled (or is adhoc); 422 naming the field for a bad value.
     """
-    task = await run_in_threadpool(_edit, task_id, body, state)
+    task = await run_in_threadpool(_edit, task_id, body, state, actor)
     state.schedule_changed()
     return task_read(task)
 
 
 @router.post("/{task_id}/pause")
-async def pause_task(task_id: TaskId, state: State) -> TaskRead:
+async def pause_task(task_id: TaskId, state: State, actor: AdminActor) -> TaskRead:
     """Pause an active interval or cron task: nothing fires until it is resumed.
 
     409 for any other task or status.
     """
-    task = await run_in_threadpool(state.store.pause_task, task_id, now=utcnow())
+    task = await run_in_threadpool(state.store.pause_task, task_id, now=utcnow(), actor=actor)
     state.schedule_changed()
     return task_read(task)
 
 
 @router.post("/{task_id}/resume")
-async def resume_task(task_id: TaskId, state: State) -> TaskRead:
+async def resume_task(task_id: TaskId, state: State, actor: AdminActor) -> TaskRead:
     """Resume a paused interval or cron task. Fire times that passed while it was paused are
     recorded as `missed` runs and handled by its missed-run policy (by default one catch-up
     run). 409 unless the task is paused.
     """
-    task = await run_in_threadpool(state.store.resume_task, task_id, now=utcnow())
+    task = await run_in_threadpool(state.store.resume_task, task_id, now=utcnow(), actor=actor)
     state.schedule_changed()
     return task_read(task)
 
 
 @router.post("/{task_id}/run", status_code=201)
-async def run_task_now(task_id: TaskId, state: State) -> RunRead:
+async def run_task_now(task_id: TaskId, state: State, actor: AdminActor) -> RunRead:
     """Run an active or paused interval or cron task now, once, besides its schedule.
 
     The run has `fire_time` now and reason "run now"; it ignores the overlap policy and does
     not count toward `max_runs`. 409 for any other task or status.
     """
-    fired = await run_in_threadpool(state.store.run_now, task_id, now=utcnow())
+    fired = await run_in_threadpool(state.store.run_now, task_id, now=utcnow(), actor=actor)
     state.notifier.wake(fired.wake)
     [run] = fired.runs
     executions, _ = await run_in_threadpool(state.store.list_executions, run_ids=[run.id])

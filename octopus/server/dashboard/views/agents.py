@@ -5,6 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
+from octopus.core.audit import DASHBOARD
 from octopus.core.enums import AgentStatus
 from octopus.server.clock import utcnow
 from octopus.server.dashboard.deps import CurrentSession, Form, State
@@ -34,12 +35,12 @@ def agents_page(request: Request, session: CurrentSession, state: State) -> HTML
 @router.post("/agents/{name}/drain")
 async def drain(name: AgentNamePath, form: Form, state: State) -> Response:
     """Stop giving the agent new work (through the API's own route)."""
-    await agent_routes.drain_agent(name, state)
+    await agent_routes.drain_agent(name, state, DASHBOARD)
     return redirect("/agents")
 
 
 @router.post("/agents/{name}/resume")
 async def resume(name: AgentNamePath, form: Form, state: State) -> Response:
     """Give a drained agent work again (through the API's own route)."""
-    await agent_routes.resume_agent(name, state)
+    await agent_routes.resume_agent(name, state, DASHBOARD)
     return redirect("/agents")

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
+from starlette.concurrency import run_in_threadpool
 
+from octopus.core.audit import ANONYMOUS, DASHBOARD, DASHBOARD_SUBJECT, AuditAction, AuditNote
+from octopus.server.clock import utcnow
 from octopus.server.dashboard.deps import (
     CurrentSession,
     DashboardDep,
@@ -16,6 +19,7 @@ from octopus.server.dashboard.deps import (
 from octopus.server.dashboard.render import page, redirect
 from octopus.server.dashboard.session import COOKIE_NAME, SESSION_SECONDS
 from octopus.server.secrets import same_token
+from octopus.server.state import ServerState
 
 router = APIRouter(include_in_schema=False)
 
@@ -30,6 +34,14 @@ def login_page(request: Request, dashboard: DashboardDep, next: str | None = Non
 
 def _client(request: Request) -> str:
     return request.client.host if request.client else "unknown"
+
+
+def _audit(state: ServerState, actor: str, action: AuditAction, client: str) -> None:
+    """Record a login or logout (never the token typed) with the client's address."""
+    note = AuditNote(
+        actor=actor, action=action, subject=DASHBOARD_SUBJECT, detail={"client": client}
+    )
+    state.store.record_audit(note, now=utcnow())
 
 
 @router.post("/login")
@@ -52,9 +64,11 @@ async def login(request: Request, state: State, dashboard: DashboardDep) -> Resp
         return refused
     if not same_token(fields.get("token", "").strip(), state.tokens.admin):
         limiter.failed(client)
+        await run_in_threadpool(_audit, state, ANONYMOUS, AuditAction.LOGIN_FAILED, client)
         error = "That is not the admin token."
         return page(request, "login.html", None, status_code=401, next=target, error=error)
     _, cookie = dashboard.sessions.issue()
+    await run_in_threadpool(_audit, state, DASHBOARD, AuditAction.LOGIN, client)
     response = redirect(target)
     response.set_cookie(
         COOKIE_NAME,
@@ -69,9 +83,10 @@ async def login(request: Request, state: State, dashboard: DashboardDep) -> Resp
 
 
 @router.post("/logout")
-def logout(form: Form, dashboard: DashboardDep) -> Response:
+def logout(request: Request, form: Form, state: State, dashboard: DashboardDep) -> Response:
     """End the session and go back to the login page."""
     dashboard.sessions.end(form.session)
+    _audit(state, DASHBOARD, AuditAction.LOGOUT, _client(request))
     response = redirect("/login")
     response.delete_cookie(COOKIE_NAME, path="/")
     return response

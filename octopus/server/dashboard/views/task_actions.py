@@ -8,6 +8,7 @@ from urllib.parse import quote
 from fastapi import APIRouter, Path
 from fastapi.responses import Response
 
+from octopus.core.audit import DASHBOARD
 from octopus.errors import OctopusError
 from octopus.server.dashboard.actions import BY_NAME
 from octopus.server.dashboard.deps import Form, State
@@ -27,7 +28,7 @@ async def task_action(task_id: TaskId, action: ActionName, form: Form, state: St
     if perform is None:
         return redirect(f"/tasks/{task_id}?error={quote(f'unknown action {action}')}")
     try:
-        await perform(task_id, state)
+        await perform(task_id, state, DASHBOARD)
     except OctopusError as error:
         return redirect(f"/tasks/{task_id}?error={quote(error.message)}")
     return redirect("/tasks" if action == "delete" else f"/tasks/{task_id}")

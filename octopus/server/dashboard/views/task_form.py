@@ -12,6 +12,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 
+from octopus.core.audit import DASHBOARD
 from octopus.core.enums import Ownership, TaskType
 from octopus.core.models import ActionSpec, Plugin
 from octopus.errors import NotFound, OctopusError, ValidationFailed
@@ -105,7 +106,7 @@ async def _submit(body: dict[str, object], state: ServerState) -> tuple[int | No
         details = validation_details(error.errors())
         return None, {_form_field(d.field or "form"): d.message for d in reversed(details)}
     try:
-        created = await task_routes.create_task(model, state)
+        created = await task_routes.create_task(model, state, DASHBOARD)
     except ValidationFailed as error:
         return None, {_form_field(error.field): error.problem}
     except OctopusError as error:
