@@ -59,8 +59,11 @@ async def require_join_token(request: Request, credentials: Credentials, state: 
 
 
 async def _agent_for(credentials: Credentials, state: ServerState) -> Agent:
-    token = _token(credentials)
-    agent = await run_in_threadpool(state.store.agent_for_token, hash_token(token))
+    token_hash = hash_token(_token(credentials))
+    # Remembered tokens answer without a thread hop; only a first sight reads the store.
+    agent = state.store.remembered_agent(token_hash)
+    if agent is None:
+        agent = await run_in_threadpool(state.store.agent_for_token, token_hash)
     if agent is None:
         raise AuthError("unknown or revoked agent token")
     return agent

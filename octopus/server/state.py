@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from fastapi import Request
 
 from octopus.config import ServerSettings
+from octopus.server.heartbeats import HeartbeatBatcher
 from octopus.server.limiter import FailureLimiter
 from octopus.server.notifier import Notifier
 from octopus.server.plugin_store import PluginStore
@@ -28,6 +29,8 @@ class ServerState:
     """Failed enrollments per client address (a join token guessed by brute force)."""
     scheduler: Scheduler | None = None
     """Set while the lifespan runs the scheduler loop."""
+    heartbeats: HeartbeatBatcher | None = None
+    """Made by the first heartbeat (it needs the running event loop)."""
 
     @property
     def lease_seconds(self) -> float:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, case, select, update
+from sqlalchemy import Boolean, Connection, bindparam, case, select, update
 
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
 from octopus.core.models import Agent, AgentFacts, Execution, ExecutionError
@@ -13,7 +14,7 @@ from octopus.errors import Conflict, NotFound
 from octopus.store._dialect import upsert
 from octopus.store._records import agent_from_row, error_to_json, execution_from_row, facts_values
 from octopus.store._settle import conclude
-from octopus.store.base import HeartbeatResult, Sweep, Wake
+from octopus.store.base import Beat, HeartbeatResult, Sweep, Wake
 from octopus.store.tables import agents, executions
 
 LEASE_EXPIRED = ExecutionError(
@@ -78,49 +79,103 @@ def record_heartbeat(
     lease_seconds: float,
 ) -> HeartbeatResult:
     """Store facts, mark the agent online or draining, renew its leases, list what to stop."""
-    status: Any = AgentStatus.DRAINING.value
-    if not draining:
-        status = case(
-            (agents.c.drain_requested, AgentStatus.DRAINING.value),
-            else_=AgentStatus.ONLINE.value,
-        )
-    row = (
-        conn.execute(
-            update(agents)
-            .where(agents.c.name == name, agents.c.revoked_at.is_(None))
-            .values(**facts_values(facts), labels=dict(labels), status=status, last_heartbeat=now)
-            .returning(*agents.c)
-        )
-        .mappings()
-        .first()
-    )
-    if row is None:
+    beat = Beat(name=name, facts=facts, labels=labels, draining=draining, now=now)
+    result = record_heartbeats(conn, [beat], lease_seconds=lease_seconds).get(name)
+    if result is None:
         raise NotFound("agent", name)
-    if facts.running:
-        conn.execute(
-            update(executions)
-            .where(
-                executions.c.agent == name,
-                executions.c.status == ExecutionStatus.RUNNING.value,
-                executions.c.id.in_(list(facts.running)),
-            )
-            .values(lease_expires_at=now + timedelta(seconds=lease_seconds))
+    return result
+
+
+def _heartbeat_update() -> Any:
+    """One UPDATE for any number of heartbeats (executemany), built once."""
+    status = case(
+        (bindparam("b_draining", type_=Boolean), AgentStatus.DRAINING.value),
+        (agents.c.drain_requested, AgentStatus.DRAINING.value),
+        else_=AgentStatus.ONLINE.value,
+    )
+    columns = [*facts_values(AgentFacts()), "labels", "last_heartbeat"]
+    return (
+        update(agents)
+        .where(agents.c.name == bindparam("b_name"), agents.c.revoked_at.is_(None))
+        .values(
+            status=status,
+            **{column: bindparam(f"b_{column}", type_=agents.c[column].type) for column in columns},
         )
-    return HeartbeatResult(agent=agent_from_row(row), cancel=pending_cancels(conn, name))
+    )
 
 
-def pending_cancels(conn: Connection, name: str) -> list[int]:
-    """Ids of the agent's running executions marked for stopping."""
-    stmt = (
-        select(executions.c.id)
+def _lease_update() -> Any:
+    lease_expires_at = executions.c.lease_expires_at
+    return (
+        update(executions)
         .where(
-            executions.c.agent == name,
+            executions.c.id == bindparam("b_id"),
+            executions.c.agent == bindparam("b_agent"),
+            executions.c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(lease_expires_at=bindparam("b_until", type_=lease_expires_at.type))
+    )
+
+
+_HEARTBEAT_UPDATE = _heartbeat_update()
+_LEASE_UPDATE = _lease_update()
+
+
+def record_heartbeats(
+    conn: Connection, beats: Sequence[Beat], *, lease_seconds: float
+) -> dict[str, HeartbeatResult]:
+    """Apply many heartbeats with a fixed number of statements, whatever their count.
+
+    A later beat of the same agent wins. Agents that are unknown or revoked are absent from
+    the answer. Each beat renews its running executions' leases from its own ``now``.
+    """
+    latest = {beat.name: beat for beat in beats}
+    if not latest:
+        return {}
+    conn.execute(_HEARTBEAT_UPDATE, [_heartbeat_params(beat) for beat in latest.values()])
+    lease = timedelta(seconds=lease_seconds)
+    leases = [
+        {"b_id": execution_id, "b_agent": beat.name, "b_until": beat.now + lease}
+        for beat in latest.values()
+        for execution_id in beat.facts.running
+    ]
+    if leases:
+        conn.execute(_LEASE_UPDATE, leases)
+    names = list(latest)
+    stmt = select(agents).where(agents.c.name.in_(names), agents.c.revoked_at.is_(None))
+    found = [agent_from_row(row) for row in conn.execute(stmt).mappings()]
+    cancels = _pending_cancels_of(conn, names)
+    return {
+        agent.name: HeartbeatResult(agent=agent, cancel=cancels.get(agent.name, []))
+        for agent in found
+    }
+
+
+def _heartbeat_params(beat: Beat) -> dict[str, Any]:
+    values = {**facts_values(beat.facts), "labels": dict(beat.labels), "last_heartbeat": beat.now}
+    params = {f"b_{column}": value for column, value in values.items()}
+    return {**params, "b_name": beat.name, "b_draining": beat.draining}
+
+
+def _pending_cancels_of(conn: Connection, names: Sequence[str]) -> dict[str, list[int]]:
+    stmt = (
+        select(executions.c.agent, executions.c.id)
+        .where(
+            executions.c.agent.in_(list(names)),
             executions.c.status == ExecutionStatus.RUNNING.value,
             executions.c.cancel_requested.is_(True),
         )
         .order_by(executions.c.id)
     )
-    return list(conn.execute(stmt).scalars())
+    found: dict[str, list[int]] = {}
+    for agent, execution_id in conn.execute(stmt):
+        found.setdefault(agent, []).append(execution_id)
+    return found
+
+
+def pending_cancels(conn: Connection, name: str) -> list[int]:
+    """Ids of the agent's running executions marked for stopping."""
+    return _pending_cancels_of(conn, [name]).get(name, [])
 
 
 def set_draining(conn: Connection, name: str, draining: bool) -> Agent:

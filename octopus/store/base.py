@@ -126,6 +126,17 @@ class HeartbeatResult:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Beat:
+    """One heartbeat as received, for recording many in one transaction."""
+
+    name: str
+    facts: AgentFacts
+    labels: dict[str, str]
+    draining: bool
+    now: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class PluginVersion:
     """A plugin file as scanned from disk, ready to be stored."""
 
@@ -337,7 +348,15 @@ class Store(Protocol):
         an agent that is not revoked (a revoked name is enrolled afresh)."""
 
     def agent_for_token(self, token_hash: str) -> Agent | None:
-        """The agent holding this token hash, or None if unknown or revoked."""
+        """The agent holding this token hash, or None if unknown or revoked.
+
+        The answer may be a remembered copy: its name is current, its other fields may not be.
+        A revocation through this store takes effect on the next call.
+        """
+
+    def remembered_agent(self, token_hash: str) -> Agent | None:
+        """``agent_for_token`` answered from memory only, without I/O (safe on an event loop);
+        None means "not remembered": ask ``agent_for_token``."""
 
     def get_agent(self, name: str) -> Agent:
         """One agent; NotFound if absent."""
@@ -359,6 +378,12 @@ class Store(Protocol):
         ``now + lease_seconds`` the leases of the executions in ``facts.running`` that it
         still holds. Returns the ids of its running executions marked for stopping.
         """
+
+    def record_heartbeats(
+        self, beats: Sequence[Beat], *, lease_seconds: float
+    ) -> dict[str, HeartbeatResult]:
+        """``record_heartbeat`` for many beats in one transaction (a later beat of an agent
+        wins); unknown or revoked agents are absent from the answer."""
 
     def claim_executions(
         self, agent: str, *, slots: int, now: datetime, lease_seconds: float

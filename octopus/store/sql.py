@@ -53,7 +53,9 @@ from octopus.store._dialect import (
     migration_lock,
     writer_lock,
 )
+from octopus.store._token_cache import TokenCache
 from octopus.store.base import (
+    Beat,
     ChangeMarks,
     Changes,
     Claimed,
@@ -82,6 +84,8 @@ T = TypeVar("T")
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 WRITE_ATTEMPTS = 3
+TOKEN_TTL_SECONDS = 1.0
+"""How long a PostgreSQL server trusts a remembered agent token (another replica may revoke)."""
 
 
 def open_store(url: str) -> SqlStore:
@@ -109,6 +113,10 @@ class SqlStore:
     def __init__(self, engine: Engine) -> None:
         self._engine = engine
         self._writer = writer_lock(engine)
+        # SQLite has one server process, so a revocation always passes through this cache;
+        # PostgreSQL replicas revoke behind each other's back, so their entries expire.
+        ttl = None if engine.dialect.name == "sqlite" else TOKEN_TTL_SECONDS
+        self._tokens = TokenCache(ttl_seconds=ttl)
 
     @property
     def engine(self) -> Engine:
@@ -330,10 +338,21 @@ class SqlStore:
         except IntegrityError:
             raise Conflict("this agent token is already in use") from None
 
+    def remembered_agent(self, token_hash: str) -> Agent | None:
+        """See ``Store.remembered_agent``."""
+        return self._tokens.get(token_hash)
+
     def agent_for_token(self, token_hash: str) -> Agent | None:
         """See ``Store.agent_for_token``."""
+        agent = self._tokens.get(token_hash)
+        if agent is not None:
+            return agent
+        generation = self._tokens.generation
         with self._read() as conn:
-            return _agents.agent_for_token(conn, token_hash)
+            agent = _agents.agent_for_token(conn, token_hash)
+        if agent is not None:
+            self._tokens.remember(token_hash, agent, generation=generation)
+        return agent
 
     def get_agent(self, name: str) -> Agent:
         """See ``Store.get_agent``."""
@@ -366,6 +385,14 @@ class SqlStore:
                 now=now,
                 lease_seconds=lease_seconds,
             )
+        )
+
+    def record_heartbeats(
+        self, beats: Sequence[Beat], *, lease_seconds: float
+    ) -> dict[str, HeartbeatResult]:
+        """See ``Store.record_heartbeats``."""
+        return self._write(
+            lambda conn: _agents.record_heartbeats(conn, beats, lease_seconds=lease_seconds)
         )
 
     def claim_executions(
@@ -423,16 +450,20 @@ class SqlStore:
 
     def revoke_agent(self, name: str, *, now: datetime, actor: str | None = None) -> Agent:
         """See ``Store.revoke_agent``."""
-        return self._write(
-            lambda conn: _audit.after(
-                conn,
-                _agents.revoke_agent(conn, name, now=now),
-                actor,
-                AuditAction.AGENT_REVOKED,
-                agent_subject(name),
-                now=now,
+        self._tokens.forget(name)  # before and after: a look-up in between is not remembered
+        try:
+            return self._write(
+                lambda conn: _audit.after(
+                    conn,
+                    _agents.revoke_agent(conn, name, now=now),
+                    actor,
+                    AuditAction.AGENT_REVOKED,
+                    agent_subject(name),
+                    now=now,
+                )
             )
-        )
+        finally:
+            self._tokens.forget(name)
 
     # Plugins ------------------------------------------------------------------------------
 

@@ -81,6 +81,8 @@ def test_a_report_for_another_agents_execution_is_fenced(
 
 def test_a_revoked_token_stops_working_at_once(client: TestClient, enroll: AgentClient) -> None:
     headers = enroll("a1")
+    # The first heartbeat makes the server remember the token; revoking must forget it.
+    assert client.post("/api/v1/agents/a1/heartbeat", json={}, headers=headers).status_code == 200
     assert client.post("/api/v1/agents/a1/revoke").status_code == 200
     assert client.post("/api/v1/agents/a1/heartbeat", json={}, headers=headers).status_code == 401
 

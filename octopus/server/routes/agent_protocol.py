@@ -30,8 +30,10 @@ from octopus.schemas.agents import (
 from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, NAME_PATTERN
 from octopus.server.auth import AgentIdentity, AnyAgent, State, require_join_token
 from octopus.server.clock import utcnow
+from octopus.server.heartbeats import HeartbeatBatcher
 from octopus.server.secrets import hash_token, new_token
-from octopus.store.base import Claimed, Outcome
+from octopus.server.state import ServerState
+from octopus.store.base import Beat, Claimed, Outcome
 
 logger = logging.getLogger(__name__)
 
@@ -74,21 +76,22 @@ async def enroll(body: EnrollRequest, state: State) -> EnrollResponse:
 async def heartbeat(body: Heartbeat, agent: AgentIdentity, state: State) -> HeartbeatAck:
     """Record the agent's facts and renew the leases of its running executions."""
     facts = AgentFacts(**{**body.facts.model_dump(), "running": tuple(body.facts.running)})
-    result = await run_in_threadpool(
-        state.store.record_heartbeat,
-        agent.name,
-        facts=facts,
-        labels=body.labels,
-        draining=body.draining,
-        now=utcnow(),
-        lease_seconds=state.lease_seconds,
+    beat = Beat(
+        name=agent.name, facts=facts, labels=body.labels, draining=body.draining, now=utcnow()
     )
+    result = await _batcher(state).record(beat)
     return HeartbeatAck(
         status=result.agent.status,
         cancel=result.cancel,
         plugins=state.plugins.versions(),
         lease_seconds=state.lease_seconds,
     )
+
+
+def _batcher(state: ServerState) -> HeartbeatBatcher:
+    if state.heartbeats is None:
+        state.heartbeats = HeartbeatBatcher(state.store, lease_seconds=state.lease_seconds)
+    return state.heartbeats
 
 
 def _claimed(claimed: Claimed) -> ClaimedExecution:
@@ -117,14 +120,7 @@ async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> Claim
     with state.notifier.listen(agent.name) as woken:
         while True:
             woken.clear()
-            claimed = await run_in_threadpool(
-                state.store.claim_executions,
-                agent.name,
-                slots=body.slots,
-                now=utcnow(),
-                lease_seconds=state.lease_seconds,
-            )
-            cancel = await run_in_threadpool(state.store.pending_cancels, agent.name)
+            claimed, cancel = await run_in_threadpool(_claim_pass, state, agent.name, body.slots)
             remaining = deadline - time.monotonic()
             if claimed or cancel or remaining <= 0 or state.notifier.closing:
                 return ClaimResponse(executions=[_claimed(c) for c in claimed], cancel=cancel)
@@ -133,6 +129,14 @@ async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> Claim
                     await woken.wait()
             except TimeoutError:
                 pass
+
+
+def _claim_pass(state: ServerState, name: str, slots: int) -> tuple[list[Claimed], list[int]]:
+    """Claim and look for cancellations in one thread hop (each hop costs a wake-up)."""
+    claimed = state.store.claim_executions(
+        name, slots=slots, now=utcnow(), lease_seconds=state.lease_seconds
+    )
+    return claimed, state.store.pending_cancels(name)
 
 
 @router.post("/executions/{execution_id}/report")
