@@ -9,24 +9,26 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, RowMapping, func, insert, select
 
 from octopus.core.audit import AuditAction, AuditEntry, AuditFilter, AuditNote, task_subject
-from octopus.core.models import JSON, TaskSpec
-from octopus.store.base import Created, Fired
+from octopus.core.models import JSON, Task, TaskSpec
+from octopus.store.base import Created, CreatedTasks, Fired
 from octopus.store.tables import audit_log
 
 T = TypeVar("T")
 
 
+def _values(note: AuditNote, now: datetime) -> dict[str, Any]:
+    return {
+        "at": now,
+        "actor": note.actor,
+        "action": note.action.value,
+        "subject": note.subject,
+        "detail": note.detail,
+    }
+
+
 def record(conn: Connection, note: AuditNote, *, now: datetime) -> None:
     """Insert one entry on ``conn``: it commits or rolls back with the change it records."""
-    conn.execute(
-        insert(audit_log).values(
-            at=now,
-            actor=note.actor,
-            action=note.action.value,
-            subject=note.subject,
-            detail=note.detail,
-        )
-    )
+    conn.execute(insert(audit_log).values(**_values(note, now)))
 
 
 def note(
@@ -64,27 +66,37 @@ def after(
     return result
 
 
+def _creation(task: Task, actor: str) -> AuditNote:
+    """A task's creation; the detail leaves out its arguments (they may carry secrets)."""
+    spec = task.spec
+    detail: dict[str, JSON] = {
+        "name": spec.name,
+        "plugin": spec.plugin,
+        "action": spec.action,
+        "type": spec.type.value,
+        "ownership": spec.ownership.value,
+    }
+    return AuditNote(
+        actor=actor, action=AuditAction.TASK_CREATED, subject=task_subject(task.id), detail=detail
+    )
+
+
 def task_created(
     conn: Connection, created: Created, actor: str | None, *, now: datetime
 ) -> Created:
-    """Audit a new task (not an idempotent repeat); the detail leaves out its arguments."""
-    if created.created:
-        spec = created.task.spec
-        detail: dict[str, JSON] = {
-            "name": spec.name,
-            "plugin": spec.plugin,
-            "action": spec.action,
-            "type": spec.type.value,
-            "ownership": spec.ownership.value,
-        }
-        note(
-            conn,
-            actor,
-            AuditAction.TASK_CREATED,
-            task_subject(created.task.id),
-            now=now,
-            detail=detail,
-        )
+    """Audit a new task (not an idempotent repeat)."""
+    if created.created and actor is not None:
+        record(conn, _creation(created.task, actor), now=now)
+    return created
+
+
+def tasks_created(
+    conn: Connection, created: CreatedTasks, actor: str | None, *, now: datetime
+) -> CreatedTasks:
+    """Audit each task of a bulk create (not an idempotent repeat), in one statement."""
+    if created.created and actor is not None and created.tasks:
+        rows = [_values(_creation(task, actor), now) for task in created.tasks]
+        conn.execute(insert(audit_log), rows)
     return created
 
 

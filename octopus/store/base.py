@@ -260,6 +260,7 @@ class Store(Protocol):
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        actor: str | None = None,
     ) -> CreatedTasks:
         """Store several tasks atomically, as ``create_task`` would one after the other: all
         of them or, on any error, none.

@@ -202,16 +202,22 @@ class SqlStore:
         now: datetime,
         idempotency_key: str | None = None,
         request_hash: str | None = None,
+        actor: str | None = None,
     ) -> CreatedTasks:
         """See ``Store.create_tasks``."""
         try:
             return self._write(
-                lambda conn: _bulk.create_tasks(
+                lambda conn: _audit.tasks_created(
                     conn,
-                    specs,
+                    _bulk.create_tasks(
+                        conn,
+                        specs,
+                        now=now,
+                        idempotency_key=idempotency_key,
+                        request_hash=request_hash,
+                    ),
+                    actor,
                     now=now,
-                    idempotency_key=idempotency_key,
-                    request_hash=request_hash,
                 )
             )
         except IntegrityError:

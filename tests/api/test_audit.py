@@ -121,3 +121,21 @@ def test_the_audit_log_needs_the_admin_token(anonymous: TestClient, enroll: Agen
     admin = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
     entries = anonymous.get("/api/v1/audit", headers=admin).json()["items"]
     assert ADMIN_TOKEN not in str(entries) and JOIN_TOKEN not in str(entries)
+
+
+def test_each_task_of_a_bulk_create_is_audited_once(client: TestClient) -> None:
+    body = {"tasks": [{"plugin": "example", "action": "hello"}] * 3}
+    headers = {"Idempotency-Key": "bulk-1"}
+    first = client.post("/api/v1/tasks/bulk", json=body, headers=headers)
+    assert first.status_code == 201, first.text
+    again = client.post("/api/v1/tasks/bulk", json=body, headers=headers)
+    assert again.status_code == 201
+    ids = [task["id"] for task in first.json()["tasks"]]
+    entries = _entries(client, action="task.created")
+    assert sorted(e["subject"] for e in entries) == sorted(f"task:{i}" for i in ids)
+
+
+def test_a_refused_bulk_create_leaves_no_entry(client: TestClient) -> None:
+    body = {"tasks": [{"plugin": "example", "action": "hello"}, {"plugin": "nope", "action": "x"}]}
+    assert client.post("/api/v1/tasks/bulk", json=body).status_code == 422
+    assert _entries(client) == []

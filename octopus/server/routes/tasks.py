@@ -133,7 +133,7 @@ def _bulk_specs(body: TaskBulkCreate, state: State, now: datetime) -> list[TaskS
 
 @router.post("/bulk", status_code=201)
 async def create_tasks(
-    body: TaskBulkCreate, state: State, idempotency_key: IdempotencyKey = None
+    body: TaskBulkCreate, state: State, actor: AdminActor, idempotency_key: IdempotencyKey = None
 ) -> TaskBulkRead:
     """Create 1 to 1,000 tasks at once, atomically: all of them are stored, or none.
 
@@ -150,6 +150,7 @@ async def create_tasks(
         now=now,
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
+        actor=actor,
     )
     state.notifier.wake(created.wake)
     if any(spec.type is not TaskType.ADHOC for spec in specs):
