@@ -14,7 +14,6 @@ done with this worker: the worker exits.
 
 from __future__ import annotations
 
-import asyncio
 import ctypes
 import inspect
 import json
@@ -120,6 +119,8 @@ def _call(request: Message, modules: dict[str, ModuleType]) -> Message:
         function = resolve_action(module, request["action"])
         result = function(*request["args"], **request["kwargs"])
         if inspect.isawaitable(result):
+            import asyncio  # here: only coroutine actions pay for its memory in every worker
+
             result = asyncio.run(_await(result))
     except BaseException as exc:  # a plugin may raise SystemExit or KeyboardInterrupt too
         return _failure(exc)

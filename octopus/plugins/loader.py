@@ -16,8 +16,8 @@ from types import ModuleType
 from typing import Any
 
 from octopus.core.models import ActionSpec, ParamSpec
+from octopus.core.names import IDENTIFIER_PATTERN
 from octopus.errors import PluginError
-from octopus.schemas.common import IDENTIFIER_PATTERN
 
 logger = logging.getLogger(__name__)
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from typing import Annotated, Generic, TypeVar
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from octopus.core.names import IDENTIFIER_PATTERN as IDENTIFIER_PATTERN
+from octopus.core.names import NAME_PATTERN as NAME_PATTERN
+
 MAX_ID = 2**63 - 1
 """Ids are 64-bit signed integers in every backend; anything larger is a 4xx, not an overflow."""
-
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
-IDENTIFIER_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,127}$")
 
 
 def _no_nul(value: str) -> str:
