@@ -12,7 +12,7 @@ from octopus.store.base import Pruned, Store
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 500
-"""Tasks and runs deleted per transaction (their executions and logs go with them)."""
+"""Rows deleted per transaction: tasks and runs, and the executions (with logs) they hold."""
 MAX_BATCHES_PER_TICK = 200
 """A pass stops after this many batches; the next pass goes on where it stopped."""
 INTERVAL_SECONDS = 600.0
@@ -36,8 +36,8 @@ class Retention:
         self._max_batches = max_batches
 
     def tick(self, now: datetime) -> Pruned:
-        """Prune in batches until a batch comes back short (or the pass's budget is spent);
-        log and audit what went, if anything."""
+        """Prune batch by batch until one deletes nothing (or the pass's budget is spent); log
+        and audit what went, if anything."""
         if self._days <= 0:
             return Pruned()
         before = now - timedelta(days=self._days)
@@ -45,7 +45,7 @@ class Retention:
         for _ in range(self._max_batches):
             batch = self._store.prune_history(before=before, batch_size=self._batch_size)
             total += batch
-            if batch.tasks + batch.runs < self._batch_size:
+            if not (batch.tasks or batch.runs):
                 break
         if total.runs or total.tasks:
             self._report(total, before, now)

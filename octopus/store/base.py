@@ -578,11 +578,12 @@ class Store(Protocol):
     def prune_history(self, *, before: datetime, batch_size: int) -> Pruned:
         """Delete one batch of history finished before ``before``, in one short transaction.
 
-        At most ``batch_size`` finished ``adhoc`` and ``scheduled`` tasks last changed before
-        ``before``, whole, then, in the room left, finished runs of repeating tasks that ended
-        before ``before``; executions and their logs go with them. Never an unfinished run, a
-        run or task with an execution still queued or running, or a repeating task's row.
-        Call again until it deletes fewer than ``batch_size`` tasks and runs together.
+        Finished ``adhoc`` and ``scheduled`` tasks last changed before ``before``, whole, then
+        finished runs of repeating tasks that ended before ``before``, with their executions
+        and logs, while the tasks, runs and executions deleted add up to at most
+        ``batch_size`` rows (a single task or run with more executions goes alone). Never an
+        unfinished run, a run or task with an execution still queued or running, or a
+        repeating task's row. Call again until it deletes nothing.
         """
 
 

@@ -106,3 +106,34 @@ def test_a_repeating_task_keeps_its_row_and_unfinished_runs(
     assert recent is not None
     assert [r.id for r in store.list_runs(repeating.id)] == [recent.id]
     assert [r.id for r in store.list_runs(unfinished.id)] == [pending[0].id]
+
+
+@pytest.mark.usefixtures("demo_plugin")
+def test_a_batch_counts_executions_as_rows_too(
+    store: SqlStore, clock: FixedClock, make_spec: MakeSpec, add_agent: AddAgent, claim: Claim
+) -> None:
+    for name in ("a1", "a2", "a3"):
+        add_agent(name)
+    # One `all` task with three executions, then two with none.
+    wide = store.create_task(make_spec(ownership=Ownership.ALL), now=clock.now).task.id
+    for name in ("a1", "a2", "a3"):
+        [claimed] = claim(name)
+        outcome = Outcome(status=ExecutionStatus.SUCCEEDED)
+        store.finish_execution(claimed.execution.id, agent=name, outcome=outcome, now=clock.now)
+    store.revoke_agent("a1", now=clock.now)
+    for name in ("a2", "a3"):
+        store.set_draining(name, True, now=clock.now)
+    narrow = [_failed_at_once(store, clock, make_spec) for _ in range(2)]
+    clock.advance(31 * DAY)
+    before = clock.now - timedelta(days=30)
+
+    first = store.prune_history(before=before, batch_size=2)  # 1 task + 3 executions: alone
+    second = store.prune_history(before=before, batch_size=2)
+    third = store.prune_history(before=before, batch_size=2)
+
+    assert (first.tasks, first.runs, first.executions) == (1, 1, 3)
+    assert (second.tasks, second.executions) == (2, 0)
+    assert (third.tasks, third.runs) == (0, 0)
+    for task_id in (wide, *narrow):
+        with pytest.raises(NotFound):
+            store.get_task(task_id)
