@@ -18,6 +18,14 @@ def mark() -> float:
 
 def noop() -> None:
     """Do nothing."""
+
+
+def record(path: str, seconds: float = 0.0) -> int:
+    """Append a line to ``path`` (one per start of this action), then sleep ``seconds``."""
+    with open(path, "a", encoding="utf-8") as marks:
+        marks.write(f"{time.time()}\\n")
+    time.sleep(seconds)
+    return 1
 '''
 
 

@@ -16,8 +16,10 @@ from octopus.bench.context import BenchOptions
 from octopus.bench.plugin import write_plugin
 from octopus.bench.results import BenchReport
 from octopus.bench.runner import SCENARIOS, Target, parse_scenarios, run_bench
-from octopus.cli import render
+from octopus.cli import chaos, render
 from octopus.cli.arguments import env_option
+
+app = typer.Typer(help="Measure Octopus; `octopus bench chaos` proves it under faults.")
 
 TARGETS: dict[str, tuple[str, str, float]] = {
     "dispatch_latency_ms.p50": ("ms", "<=", 3),
@@ -88,7 +90,9 @@ def _progress(line: str) -> None:
     print(f"bench: {line}", file=sys.stderr, flush=True)
 
 
+@app.callback(invoke_without_command=True)
 def bench(
+    ctx: typer.Context,
     quick: Annotated[bool, typer.Option("--quick", help="Smaller counts: about a minute.")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
     scenarios: Annotated[
@@ -135,6 +139,8 @@ def bench(
     or measures --server with local agents. Exits non-zero when a task the bench created did
     not end exactly once with succeeded, or when a scenario could not finish.
     """
+    if ctx.invoked_subcommand is not None:
+        return
     if write_plugin_dir is not None:
         typer.echo(f"wrote {write_plugin(write_plugin_dir)}")
         return
@@ -168,3 +174,6 @@ def bench(
             console.print(f"{name} failed: {error}")
     if not report.correct or report.errors:
         raise typer.Exit(1)
+
+
+app.command("chaos")(chaos.chaos)

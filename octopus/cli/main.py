@@ -34,7 +34,7 @@ app.command("server")(server.server)
 app.add_typer(agent.app, name="agent")
 app.add_typer(task.app, name="task")
 app.add_typer(plugin.app, name="plugin")
-app.command("bench")(bench.bench)
+app.add_typer(bench.app, name="bench")
 app.add_typer(audit.app, name="audit")
 app.add_typer(join_token.app, name="join-token")
 

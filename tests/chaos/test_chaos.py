@@ -1,0 +1,52 @@
+"""The short form of the chaos battery (the long one is ``octopus bench chaos``): real server
+and agents under kill -9 and network faults, on SQLite and on PostgreSQL, then every
+invariant of docs/guarantees.md is checked by ``octopus.bench.chaos``."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from octopus.bench.chaos import ChaosOptions, ChaosReport, ChaosRun
+
+pytestmark = pytest.mark.e2e
+
+SHORT = ChaosOptions(
+    tasks=150,
+    agents=4,
+    action_seconds=0.3,
+    chaos_seconds=20,
+    fault_gap_seconds=(0.3, 1.0),
+    settle_seconds=90,
+    seed=20261129,
+)
+
+
+def run(options: ChaosOptions, workdir: Path) -> ChaosReport:
+    report = ChaosRun(options, workdir, progress=print).run()
+    print(report.to_json())
+    return report
+
+
+def assert_held(report: ChaosReport) -> None:
+    assert report.violations == [], "\n".join(report.violations)
+    assert report.accepted == SHORT.tasks
+    assert sum(report.outcomes.values()) == report.accepted
+    # The faults really happened: agents died holding leases, the server was killed.
+    assert report.events["kill_server"] >= 1 or report.events["kill_agent_after_claim"] >= 1
+    assert report.executions["lost"] >= 1
+
+
+def test_nothing_is_lost_or_doubled_beyond_the_bound_on_sqlite(tmp_path: Path) -> None:
+    assert_held(run(SHORT, tmp_path))
+
+
+@pytest.mark.postgres
+def test_nothing_is_lost_or_doubled_beyond_the_bound_on_postgres(
+    tmp_path: Path, postgres_url: str
+) -> None:
+    options = dataclasses.replace(SHORT, database_url=postgres_url, seed=7)
+    report = run(options, tmp_path)
+    assert_held(report)
