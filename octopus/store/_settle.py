@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, insert, select, update
 
 from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution
@@ -44,32 +45,52 @@ def clean_log(log: str) -> str:
     return log.replace("\x00", "\ufffd")
 
 
+def _param(column: Any) -> Any:
+    """A bound parameter typed like ``column`` (named apart from it, as UPDATE requires)."""
+    return bindparam(f"p_{column.name}", type_=column.type)
+
+
+@cache
+def _end_statement(with_start: bool) -> Any:
+    """The guarded UPDATE that ends a running execution, built once: statement building is
+    most of the Python cost of a report, and these run once per execution."""
+    c = executions.c
+    changes = {
+        column.name: _param(column)
+        for column in (c.status, c.result, c.error, c.log, c.log_truncated, c.finished_at)
+    }
+    if with_start:
+        changes["started_at"] = _param(c.started_at)
+    return (
+        update(executions)
+        .where(
+            c.id == bindparam("p_id"),
+            c.agent == bindparam("p_agent"),
+            c.status == ExecutionStatus.RUNNING.value,
+        )
+        .values(**changes, lease_expires_at=None)
+        .returning(*executions.c)
+    )
+
+
 def end_execution(
     conn: Connection, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
 ) -> Execution | None:
     """Move a running execution held by ``agent`` to ``outcome.status``; None if it is not."""
-    changes: dict[str, Any] = {
-        "status": outcome.status.value,
-        "result": outcome.result,
-        "error": error_to_json(outcome.error),
-        "log": clean_log(outcome.log),
-        "log_truncated": outcome.log_truncated,
-        "finished_at": outcome.finished_at or now,
-        "lease_expires_at": None,
+    params: dict[str, Any] = {
+        "p_id": execution_id,
+        "p_agent": agent,
+        "p_status": outcome.status.value,
+        "p_result": outcome.result,
+        "p_error": error_to_json(outcome.error),
+        "p_log": clean_log(outcome.log),
+        "p_log_truncated": outcome.log_truncated,
+        "p_finished_at": outcome.finished_at or now,
     }
     if outcome.started_at is not None:
-        changes["started_at"] = outcome.started_at
-    stmt = (
-        update(executions)
-        .where(
-            executions.c.id == execution_id,
-            executions.c.agent == agent,
-            executions.c.status == ExecutionStatus.RUNNING.value,
-        )
-        .values(**changes)
-        .returning(*executions.c)
-    )
-    row = conn.execute(stmt).mappings().first()
+        params["p_started_at"] = outcome.started_at
+    stmt = _end_statement(outcome.started_at is not None)
+    row = conn.execute(stmt, params).mappings().first()
     return execution_from_row(row) if row is not None else None
 
 
@@ -122,8 +143,34 @@ def conclude(
     return wake
 
 
+_TASK = select(tasks).where(tasks.c.id == bindparam("p_id"))
+_FIRE_TIME = select(runs.c.fire_time).where(runs.c.id == bindparam("p_id"))
+_CHAIN = select(executions.c.id, executions.c.retry_of, executions.c.status).where(
+    executions.c.run_id == bindparam("p_run_id")
+)
+_RUN_TO_SETTLE = lock_row(
+    select(runs.c.status, runs.c.task_id).where(runs.c.id == bindparam("p_id"))
+)
+_RUN_EXECUTIONS = select(executions).where(executions.c.run_id == bindparam("p_run_id"))
+_TASK_TO_SETTLE = lock_row(
+    select(tasks.c.type, tasks.c.status).where(tasks.c.id == bindparam("p_id"))
+)
+_SETTLE_TASK = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("p_id"))
+    .values(
+        status=case(
+            (tasks.c.status.notin_(values(TASK_TERMINAL)), _param(tasks.c.status)),
+            else_=tasks.c.status,
+        ),
+        last_run_status=_param(tasks.c.last_run_status),
+        updated_at=_param(tasks.c.updated_at),
+    )
+)
+
+
 def _retry(conn: Connection, ended: Execution, *, now: datetime) -> Wake:
-    row = conn.execute(select(tasks).where(tasks.c.id == ended.task_id)).mappings().one()
+    row = conn.execute(_TASK, {"p_id": ended.task_id}).mappings().one()
     _record_start(conn, ended, TaskType(row["type"]))
     if row["status"] == TaskStatus.CANCELLED.value:
         return Wake()
@@ -163,8 +210,7 @@ def _record_start(conn: Connection, ended: Execution, task_type: TaskType) -> No
         return
     fire_time = None
     if task_type is not TaskType.ADHOC and ended.retry_of is None:
-        stmt = select(runs.c.fire_time).where(runs.c.id == ended.run_id)
-        fire_time = conn.execute(stmt).scalar_one()
+        fire_time = conn.execute(_FIRE_TIME, {"p_id": ended.run_id}).scalar_one()
     record = ExecutionStarted(
         queued_at=ended.queued_at, started_at=ended.started_at, fire_time=fire_time
     )
@@ -173,10 +219,7 @@ def _record_start(conn: Connection, ended: Execution, task_type: TaskType) -> No
 
 def _history(conn: Connection, ended: Execution) -> AttemptHistory:
     """Failures and losses along the retry chain that ends with ``ended``."""
-    stmt = select(executions.c.id, executions.c.retry_of, executions.c.status).where(
-        executions.c.run_id == ended.run_id
-    )
-    by_id = {row.id: row for row in conn.execute(stmt)}
+    by_id = {row.id: row for row in conn.execute(_CHAIN, {"p_run_id": ended.run_id})}
     chain: list[ExecutionStatus] = []
     current: int | None = ended.id
     while current is not None and current in by_id:
@@ -196,9 +239,8 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
 
 
 def _settle_run(conn: Connection, run_id: int, *, now: datetime) -> None:
-    stmt = lock_row(select(runs.c.status, runs.c.task_id).where(runs.c.id == run_id))
-    run = conn.execute(stmt).one()
-    rows = conn.execute(select(executions).where(executions.c.run_id == run_id)).mappings()
+    run = conn.execute(_RUN_TO_SETTLE, {"p_id": run_id}).one()
+    rows = conn.execute(_RUN_EXECUTIONS, {"p_run_id": run_id}).mappings()
     rollup = roll_up([execution_from_row(row) for row in rows])
     if rollup.status.value == run.status:
         return
@@ -207,43 +249,49 @@ def _settle_run(conn: Connection, run_id: int, *, now: datetime) -> None:
         settle_task(conn, run.task_id, rollup.status, now=now)
 
 
+@cache
+def _move_statement(new: RunStatus, with_reason: bool) -> Any:
+    """The guarded UPDATE that moves a run to ``new``, built once per kind of move."""
+    changes: dict[str, Any] = {"status": new.value}
+    if new is RunStatus.RUNNING:
+        changes["started_at"] = _param(runs.c.started_at)
+    if new in RUN_TERMINAL:
+        changes["finished_at"] = _param(runs.c.finished_at)
+        # A reason given at firing ("run now", "catch-up ...") is kept, the outcome appended.
+        reason = _param(runs.c.reason)
+        changes["reason"] = (
+            case((runs.c.reason.is_(None), reason), else_=runs.c.reason + "; " + reason)
+            if with_reason
+            else runs.c.reason
+        )
+    return (
+        update(runs)
+        .where(
+            runs.c.id == bindparam("p_id"),
+            runs.c.status.in_(values(sources_of(RUN_TRANSITIONS, new))),
+        )
+        .values(**changes)
+        .returning(runs.c.id)
+    )
+
+
 def move_run(
     conn: Connection, run_id: int, new: RunStatus, *, now: datetime, reason: str | None = None
 ) -> bool:
     """Guarded move of a run to ``new``; False if its current status does not allow it."""
-    changes: dict[str, Any] = {"status": new.value}
-    if new is RunStatus.RUNNING:
-        changes["started_at"] = now
-    if new in RUN_TERMINAL:
-        changes["finished_at"] = now
-        # A reason given at firing ("run now", "catch-up ...") is kept, the outcome appended.
-        changes["reason"] = (
-            runs.c.reason
-            if reason is None
-            else case((runs.c.reason.is_(None), reason), else_=runs.c.reason + "; " + reason)
-        )
-    stmt = (
-        update(runs)
-        .where(runs.c.id == run_id, runs.c.status.in_(values(sources_of(RUN_TRANSITIONS, new))))
-        .values(**changes)
-        .returning(runs.c.id)
-    )
-    return conn.execute(stmt).first() is not None
+    params = {"p_id": run_id, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
+    stmt = _move_statement(new, reason is not None)
+    return conn.execute(stmt, params).first() is not None
 
 
 def settle_task(conn: Connection, task_id: int, run_status: RunStatus, *, now: datetime) -> None:
     """Record a run's new status on its task; a finished or cancelled task keeps its status."""
-    task = conn.execute(
-        lock_row(select(tasks.c.type, tasks.c.status).where(tasks.c.id == task_id))
-    ).one()
+    task = conn.execute(_TASK_TO_SETTLE, {"p_id": task_id}).one()
     new = task_status_after(TaskType(task.type), TaskStatus(task.status), run_status)
-    still_open = tasks.c.status.notin_(values(TASK_TERMINAL))
-    conn.execute(
-        update(tasks)
-        .where(tasks.c.id == task_id)
-        .values(
-            status=case((still_open, new.value), else_=tasks.c.status),
-            last_run_status=run_status.value,
-            updated_at=now,
-        )
-    )
+    params = {
+        "p_id": task_id,
+        "p_status": new.value,
+        "p_last_run_status": run_status.value,
+        "p_updated_at": now,
+    }
+    conn.execute(_SETTLE_TASK, params)
