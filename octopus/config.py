@@ -97,6 +97,8 @@ class ServerSettings(OctopusSettings):
     local_agents: int = Field(default=0, ge=0, le=64)
     retention_days: int = Field(default=30, ge=0, le=36500)
     """Finished history older than this many days is pruned; 0 keeps everything."""
+    retention_max_runs_per_task: int | None = Field(default=None, ge=1, le=1_000_000)
+    """A repeating task keeps at most this many finished runs; None keeps them all."""
 
     def resolved_database_url(self) -> str:
         """The database URL, defaulting to the SQLite file in the data dir."""

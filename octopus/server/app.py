@@ -74,7 +74,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     state: ServerState = app.state.octopus
     settings = state.settings
     reaper = Reaper(state.store, client_timeout=settings.client_timeout)
-    retention = Retention(state.store, days=settings.retention_days)
+    retention = Retention(
+        state.store,
+        days=settings.retention_days,
+        max_runs_per_task=settings.retention_max_runs_per_task,
+    )
     stopping = asyncio.Event()
     state.scheduler = Scheduler(state.store)
     loops = [

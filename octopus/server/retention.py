@@ -20,30 +20,35 @@ INTERVAL_SECONDS = 600.0
 
 
 class Retention:
-    """Prunes history older than ``days``; ``tick(now)`` is one pass."""
+    """Prunes history older than ``days`` (0: none by age) and, with ``max_runs_per_task``,
+    the finished runs of a repeating task beyond its newest ones; ``tick(now)`` is one pass."""
 
     def __init__(
         self,
         store: Store,
         *,
         days: int,
+        max_runs_per_task: int | None = None,
         batch_size: int = BATCH_SIZE,
         max_batches: int = MAX_BATCHES_PER_TICK,
     ) -> None:
         self._store = store
         self._days = days
+        self._keep_runs = max_runs_per_task
         self._batch_size = batch_size
         self._max_batches = max_batches
 
     def tick(self, now: datetime) -> Pruned:
         """Prune batch by batch until one deletes nothing (or the pass's budget is spent); log
         and audit what went, if anything."""
-        if self._days <= 0:
+        before = now - timedelta(days=self._days) if self._days > 0 else None
+        if before is None and self._keep_runs is None:
             return Pruned()
-        before = now - timedelta(days=self._days)
         total = Pruned()
         for _ in range(self._max_batches):
-            batch = self._store.prune_history(before=before, batch_size=self._batch_size)
+            batch = self._store.prune_history(
+                before=before, batch_size=self._batch_size, keep_runs=self._keep_runs
+            )
             total += batch
             if not (batch.tasks or batch.runs):
                 break
@@ -51,16 +56,19 @@ class Retention:
             self._report(total, before, now)
         return total
 
-    def _report(self, total: Pruned, before: datetime, now: datetime) -> None:
+    def _report(self, total: Pruned, before: datetime | None, now: datetime) -> None:
         logger.info(
-            "Pruned history finished before %s: %s tasks, %s runs, %s executions",
-            before.isoformat(timespec="seconds"),
+            "Pruned finished history (before %s, keeping %s runs per task): "
+            "%s tasks, %s runs, %s executions",
+            before.isoformat(timespec="seconds") if before else "any time",
+            self._keep_runs or "all",
             total.tasks,
             total.runs,
             total.executions,
         )
         detail = {
-            "before": before.isoformat(),
+            "before": before.isoformat() if before else None,
+            "max_runs_per_task": self._keep_runs,
             "tasks": total.tasks,
             "runs": total.runs,
             "executions": total.executions,

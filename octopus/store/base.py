@@ -575,15 +575,20 @@ class Store(Protocol):
     def current_join_token(self) -> JoinToken | None:
         """The join token in force, if there is one."""
 
-    def prune_history(self, *, before: datetime, batch_size: int) -> Pruned:
-        """Delete one batch of history finished before ``before``, in one short transaction.
+    def prune_history(
+        self, *, before: datetime | None, batch_size: int, keep_runs: int | None = None
+    ) -> Pruned:
+        """Delete one batch of finished history, in one short write transaction (the rows
+        are chosen beforehand in a read transaction, and checked again as they go).
 
         Finished ``adhoc`` and ``scheduled`` tasks last changed before ``before``, whole, then
-        finished runs of repeating tasks that ended before ``before``, with their executions
+        finished runs of repeating tasks that ended before ``before``, then finished runs of
+        a repeating task beyond its newest ``keep_runs`` finished runs, with their executions
         and logs, while the tasks, runs and executions deleted add up to at most
-        ``batch_size`` rows (a single task or run with more executions goes alone). Never an
-        unfinished run, a run or task with an execution still queued or running, or a
-        repeating task's row. Call again until it deletes nothing.
+        ``batch_size`` rows (a single task or run with more executions goes alone). None
+        leaves out that criterion. Never an unfinished run, a run or task with an execution
+        still queued or running, or a repeating task's row. Call again until it deletes
+        nothing.
         """
 
 

@@ -686,8 +686,14 @@ class SqlStore:
         with self._read() as conn:
             return _join_tokens.current(conn)
 
-    def prune_history(self, *, before: datetime, batch_size: int) -> Pruned:
+    def prune_history(
+        self, *, before: datetime | None, batch_size: int, keep_runs: int | None = None
+    ) -> Pruned:
         """See ``Store.prune_history``."""
-        return self._write(
-            lambda conn: _retention.prune_batch(conn, before=before, batch_size=batch_size)
-        )
+        with self._read() as conn:
+            batch = _retention.plan_batch(
+                conn, before=before, keep_runs=keep_runs, batch_size=batch_size
+            )
+        if not (batch.tasks or batch.runs):
+            return Pruned()
+        return self._write(lambda conn: _retention.delete_batch(conn, batch))

@@ -44,7 +44,7 @@ def test_the_server_prunes_old_history_in_the_background(
     with caplog.at_level(logging.INFO), TestClient(create_app(settings, state)):
         wait_for(lambda: _gone(state, old), timeout=10, message="the old task to be pruned")
     assert not _gone(state, recent)
-    assert "Pruned history finished before" in caplog.text
+    assert "Pruned finished history" in caplog.text
     [entry], _ = state.store.list_audit(AuditFilter(action=AuditAction.HISTORY_PRUNED))
     assert (entry.actor, entry.subject) == ("server", "history")
     assert (entry.detail["tasks"], entry.detail["runs"]) == (1, 1)

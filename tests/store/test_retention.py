@@ -75,8 +75,9 @@ def test_pruning_goes_in_batches_of_at_most_batch_size(
     ids = [_failed_at_once(store, clock, make_spec) for _ in range(7)]
     clock.advance(31 * DAY)
     before = clock.now - timedelta(days=30)
-    sizes = [store.prune_history(before=before, batch_size=3).tasks for _ in range(4)]
-    assert sizes == [3, 3, 1, 0]
+    # Each task takes two rows: its own and its (skipped) run's.
+    sizes = [store.prune_history(before=before, batch_size=4).tasks for _ in range(5)]
+    assert sizes == [2, 2, 2, 1, 0]
     for task_id in ids:
         with pytest.raises(NotFound):
             store.get_task(task_id)
@@ -127,13 +128,42 @@ def test_a_batch_counts_executions_as_rows_too(
     clock.advance(31 * DAY)
     before = clock.now - timedelta(days=30)
 
-    first = store.prune_history(before=before, batch_size=2)  # 1 task + 3 executions: alone
-    second = store.prune_history(before=before, batch_size=2)
-    third = store.prune_history(before=before, batch_size=2)
+    # The wide task takes 5 rows (task, run, 3 executions): it goes alone; the others take 2.
+    batches = [store.prune_history(before=before, batch_size=3) for _ in range(4)]
 
-    assert (first.tasks, first.runs, first.executions) == (1, 1, 3)
-    assert (second.tasks, second.executions) == (2, 0)
-    assert (third.tasks, third.runs) == (0, 0)
+    assert [(b.tasks, b.runs, b.executions) for b in batches] == [
+        (1, 1, 3),
+        (1, 1, 0),
+        (1, 1, 0),
+        (0, 0, 0),
+    ]
     for task_id in (wide, *narrow):
         with pytest.raises(NotFound):
             store.get_task(task_id)
+
+
+def test_max_runs_per_task_keeps_each_repeating_tasks_newest_finished_runs(
+    store: SqlStore, clock: FixedClock, make_spec: MakeSpec
+) -> None:
+    every = make_spec(type=TaskType.INTERVAL, interval_seconds=10, ownership=Ownership.ALL)
+    task = store.create_task(every, now=clock.now).task
+    fires = [clock.now + timedelta(seconds=10 * k) for k in range(6)]
+    for fire, following in pairwise(fires):
+        store.fire_run(task.id, fire_time=fire, next_run_at=following, now=fire)
+    kept = [r.id for r in store.list_runs(task.id)][:2]
+
+    pruned = store.prune_history(before=None, batch_size=500, keep_runs=2)
+
+    assert (pruned.tasks, pruned.runs) == (0, 3)
+    assert [r.id for r in store.list_runs(task.id)] == kept
+    again = store.prune_history(before=None, batch_size=500, keep_runs=2)
+    assert again.runs == 0
+
+
+def test_without_a_criterion_nothing_is_pruned(
+    store: SqlStore, clock: FixedClock, make_spec: MakeSpec
+) -> None:
+    task_id = _failed_at_once(store, clock, make_spec)
+    clock.advance(4000 * DAY)
+    assert store.prune_history(before=None, batch_size=500).tasks == 0
+    assert store.get_task(task_id).status is TaskStatus.FAILED
