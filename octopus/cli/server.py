@@ -75,3 +75,8 @@ def _show_tokens(tokens: ServerTokens) -> None:
         print(f"Admin token: OCTOPUS_ADMIN_TOKEN, or the one saved in {tokens.admin_path}")
     if "join" in tokens.generated:
         print(f"Generated a join token for agents, saved in {tokens.join_path}:\n  {tokens.join}")
+    elif tokens.join is None:
+        print(
+            "Join token: rotated on another server sharing this database; only its hash is "
+            "here (see the rotating server's join.token, or run 'octopus join-token rotate')"
+        )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import logging
 from datetime import timedelta
+from itertools import pairwise
 
 import pytest
 from fastapi.testclient import TestClient
 
 from octopus.config import ServerSettings
 from octopus.core.audit import AuditAction, AuditFilter
-from octopus.core.enums import Ownership, TaskStatus
+from octopus.core.enums import Ownership, TaskStatus, TaskType
 from octopus.core.models import TaskSpec
 from octopus.errors import ConfigError, NotFound
 from octopus.server.app import create_app
@@ -78,3 +79,27 @@ def test_retention_days_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert ServerSettings.load().retention_days == 30
     monkeypatch.setenv("OCTOPUS_RETENTION_DAYS", "0")
     assert ServerSettings.load().retention_days == 0
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_a_bad_max_runs_per_task_is_refused_naming_the_variable(
+    monkeypatch: pytest.MonkeyPatch, value: str
+) -> None:
+    monkeypatch.setenv("OCTOPUS_RETENTION_MAX_RUNS_PER_TASK", value)
+    with pytest.raises(ConfigError, match="OCTOPUS_RETENTION_MAX_RUNS_PER_TASK"):
+        ServerSettings.load()
+
+
+def test_max_runs_per_task_prunes_without_an_age_limit(state: ServerState) -> None:
+    spec = TaskSpec(
+        name="every", plugin="example", action="hello", type=TaskType.INTERVAL,
+        interval_seconds=10, ownership=Ownership.ALL,
+    )  # fmt: skip
+    start = utcnow() - timedelta(minutes=5)
+    task = state.store.create_task(spec, now=start).task
+    fires = [start + timedelta(seconds=10 * k) for k in range(5)]
+    for fire, following in pairwise(fires):
+        state.store.fire_run(task.id, fire_time=fire, next_run_at=following, now=fire)
+    pruned = Retention(state.store, days=0, max_runs_per_task=1).tick(utcnow())
+    assert (pruned.tasks, pruned.runs) == (0, 3)
+    assert len(state.store.list_runs(task.id)) == 1
