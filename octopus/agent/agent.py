@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import time
 from collections.abc import Coroutine, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 
@@ -21,9 +22,9 @@ from octopus.agent.facts import FactsCollector, local_ip
 from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import PluginCache
 from octopus.agent.reports import ReportSender, report_of
+from octopus.agent.slim import FIELDS, exec_slim
 from octopus.agent.state import AgentState
 from octopus.agent.worker_process import WorkerError
-from octopus.config import AgentSettings
 from octopus.core.enums import ExecutionStatus
 from octopus.core.models import ExecutionError
 from octopus.errors import AuthError, Conflict, NotFound, OctopusError
@@ -37,7 +38,13 @@ from octopus.schemas.agents import (
     HeartbeatAck,
 )
 
+if TYPE_CHECKING:
+    from octopus.config import AgentSettings
+
 logger = logging.getLogger(__name__)
+
+SLIM_OPT_OUT = "OCTOPUS_AGENT_NO_EXEC"
+"""Set to 1 to run the agent inside the command's own process (debuggers, profilers)."""
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -481,16 +488,28 @@ async def _cancel(task: asyncio.Future[Any]) -> None:
 
 
 def run_agent(settings: AgentSettings) -> int:
-    """Run an agent from settings until it stops; return its exit code (used by the CLI)."""
-    setup_logging(settings.log_level, settings.log_file)
+    """Run an agent from settings until it stops; return its exit code (used by the CLI).
+
+    On Linux and macOS the process first re-executes itself as the slim ``python -m
+    octopus.agent`` (same pid), so the running agent carries none of the CLI's imports.
+    """
+    if os.name == "posix" and os.environ.get(SLIM_OPT_OUT) != "1":
+        exec_slim(settings)
+    return run_agent_with({name: getattr(settings, name) for name in FIELDS})
+
+
+def run_agent_with(options: Mapping[str, Any]) -> int:
+    """Run an agent from the plain settings values named in ``slim.FIELDS``."""
+    log_file = options["log_file"]
+    setup_logging(options["log_level"], Path(log_file) if log_file is not None else None)
     agent = Agent(
-        server_url=settings.server_url,
-        name=settings.agent_name,
-        join_token=settings.join_token,
-        labels=settings.labels,
-        concurrency=settings.concurrency,
-        state_dir=settings.state_dir,
-        heartbeat_interval=settings.heartbeat_interval,
-        allow_shell=settings.allow_shell,
+        server_url=options["server_url"],
+        name=options["agent_name"],
+        join_token=options["join_token"],
+        labels=options["labels"],
+        concurrency=options["concurrency"],
+        state_dir=Path(options["state_dir"]),
+        heartbeat_interval=options["heartbeat_interval"],
+        allow_shell=options["allow_shell"],
     )
     return asyncio.run(agent.run())

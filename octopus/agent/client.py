@@ -68,6 +68,8 @@ class AgentClient:
             base_url=server_url.rstrip("/") + "/api/v1",
             timeout=self._timeout,
             transport=transport,
+            # Plain http needs no certificates; loading the CA bundle costs every agent 1.3 MB.
+            verify=not server_url.startswith("http://"),
             headers={"User-Agent": f"octopus-agent/{__version__}"},
         )
 

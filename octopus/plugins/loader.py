@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import ast
-import hashlib
 import importlib.util
 import inspect
 import itertools
@@ -41,6 +40,8 @@ _KIND_BY_NAME = {kind.name.lower(): kind for kind in _KINDS.values()}
 
 def sha256_of(data: bytes) -> str:
     """Return the hex sha256 of ``data``: the identity of one plugin version."""
+    import hashlib  # here: it loads OpenSSL (3.6 MB), which warm workers never need
+
     return hashlib.sha256(data).hexdigest()
 
 
