@@ -42,3 +42,11 @@ class JoinTokenRead(Outbound):
     join_token: str
     created_at: datetime
     expires_at: datetime | None
+
+
+class JoinTokenInfo(Outbound):
+    """The join token in force, without the token itself (only its hash is kept)."""
+
+    created_at: datetime
+    expires_at: datetime | None
+    expired: bool

@@ -90,6 +90,7 @@ def test_an_expired_join_token_is_refused_saying_so(client: TestClient) -> None:
     late = _enroll(client, "late", rotated["join_token"])
     assert late.status_code == 401
     assert "expired" in late.json()["message"]
+    assert client.get("/api/v1/join-token").json()["expired"] is True
 
 
 def test_the_new_token_is_in_the_data_dir_and_never_in_logs_or_later_answers(
@@ -150,3 +151,19 @@ def test_failed_enrollments_are_rate_limited_per_address(client: TestClient) -> 
 def test_successful_enrollments_are_not_rate_limited(client: TestClient) -> None:
     for attempt in range(8):
         assert _enroll(client, f"a{attempt}", JOIN_TOKEN).status_code == 201
+
+
+def test_the_join_token_in_force_shows_its_expiry_but_never_itself(client: TestClient) -> None:
+    before = client.get("/api/v1/join-token")
+    assert before.status_code == 200
+    assert (before.json()["expires_at"], before.json()["expired"]) == (None, False)
+    token = _rotate(client, {"expires_in_seconds": 600})["join_token"]
+    shown = client.get("/api/v1/join-token")
+    assert shown.json()["expires_at"] is not None and shown.json()["expired"] is False
+    assert token not in shown.text and JOIN_TOKEN not in shown.text
+
+
+def test_the_join_token_in_force_needs_the_admin_token(anonymous: TestClient) -> None:
+    assert anonymous.get("/api/v1/join-token").status_code == 401
+    join = {"Authorization": f"Bearer {JOIN_TOKEN}"}
+    assert anonymous.get("/api/v1/join-token", headers=join).status_code == 401

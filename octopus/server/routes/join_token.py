@@ -1,4 +1,4 @@
-"""The join token: rotate it, optionally with an expiry; the new one is shown once."""
+"""The join token: when it expires, and rotating it (the new one is shown once)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ from datetime import timedelta
 from fastapi import APIRouter
 from starlette.concurrency import run_in_threadpool
 
-from octopus.schemas.audit import JoinTokenRead, JoinTokenRotate
+from octopus.errors import NotFound
+from octopus.schemas.audit import JoinTokenInfo, JoinTokenRead, JoinTokenRotate
 from octopus.server.auth import Admin, AdminActor, State
 from octopus.server.clock import utcnow
 from octopus.server.secrets import hash_token, new_token, save_join_token
@@ -16,6 +17,19 @@ from octopus.server.secrets import hash_token, new_token, save_join_token
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1/join-token", tags=["join token"], dependencies=[Admin])
+
+
+@router.get("")
+async def get_join_token(state: State) -> JoinTokenInfo:
+    """When the join token in force was made and when it expires; never the token itself
+    (the server keeps only its hash). 404 if there is none."""
+    current = await run_in_threadpool(state.store.current_join_token)
+    if current is None:
+        raise NotFound("join token", "in force")
+    expired = current.expires_at is not None and current.expires_at <= utcnow()
+    return JoinTokenInfo(
+        created_at=current.created_at, expires_at=current.expires_at, expired=expired
+    )
 
 
 @router.post("/rotate", status_code=201)
