@@ -157,18 +157,20 @@ def _heartbeat_params(beat: Beat) -> dict[str, Any]:
     return {**params, "b_name": beat.name, "b_draining": beat.draining}
 
 
-def _pending_cancels_of(conn: Connection, names: Sequence[str]) -> dict[str, list[int]]:
-    stmt = (
-        select(executions.c.agent, executions.c.id)
-        .where(
-            executions.c.agent.in_(list(names)),
-            executions.c.status == ExecutionStatus.RUNNING.value,
-            executions.c.cancel_requested.is_(True),
-        )
-        .order_by(executions.c.id)
+_CANCELS = (
+    select(executions.c.agent, executions.c.id)
+    .where(
+        executions.c.agent.in_(bindparam("b_names", expanding=True)),
+        executions.c.status == ExecutionStatus.RUNNING.value,
+        executions.c.cancel_requested.is_(True),
     )
+    .order_by(executions.c.id)
+)
+
+
+def _pending_cancels_of(conn: Connection, names: Sequence[str]) -> dict[str, list[int]]:
     found: dict[str, list[int]] = {}
-    for agent, execution_id in conn.execute(stmt):
+    for agent, execution_id in conn.execute(_CANCELS, {"b_names": list(names)}):
         found.setdefault(agent, []).append(execution_id)
     return found
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, case, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, update
 
 from octopus.core.dispatch import labels_match
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
@@ -41,18 +41,49 @@ _CANDIDATE = select(
 )
 
 
+# The claim's statements are built once with bound parameters: building and coercing them on
+# every claim cost more than running them (SQLAlchemy's cache key work, ``coercions.expect``).
+_NOW = bindparam("b_now", type_=executions.c.not_before.type)
+_AGENT_ROW = select(agents.c.status, agents.c.labels).where(
+    agents.c.name == bindparam("b_agent"), agents.c.revoked_at.is_(None)
+)
+_DUE = _CANDIDATE.where(
+    executions.c.status == ExecutionStatus.QUEUED.value, executions.c.not_before <= _NOW
+).order_by(executions.c.id)
+_ASSIGNED = lock_for_claim(
+    _DUE.where(executions.c.agent == bindparam("b_agent")).limit(bindparam("b_limit")),
+    of=executions,
+)
+_UNASSIGNED = _DUE.where(
+    executions.c.agent.is_(None), executions.c.ownership == Ownership.ANYONE.value
+)
+_UNASSIGNED_PAGE = _UNASSIGNED.where(executions.c.id > bindparam("b_after")).limit(SCAN_PAGE)
+_START = (
+    update(executions)
+    .where(
+        executions.c.id == bindparam("b_id"),
+        executions.c.status.in_(values(sources_of(EXECUTION_TRANSITIONS, ExecutionStatus.RUNNING))),
+        or_(executions.c.agent == bindparam("b_agent"), executions.c.agent.is_(None)),
+    )
+    .values(
+        status=ExecutionStatus.RUNNING.value,
+        agent=bindparam("b_agent"),
+        started_at=bindparam("b_started", type_=executions.c.started_at.type),
+        lease_expires_at=bindparam("b_lease", type_=executions.c.lease_expires_at.type),
+        plugin_sha256=bindparam("b_sha256"),
+    )
+    .returning(*executions.c)
+)
+
+
 def claim_executions(
     conn: Connection, agent: str, *, slots: int, now: datetime, lease_seconds: float
 ) -> list[Claimed]:
     """Lease up to ``slots`` due executions to an online agent: its own first, then anyone's."""
-    row = conn.execute(
-        select(agents.c.status, agents.c.labels).where(
-            agents.c.name == agent, agents.c.revoked_at.is_(None)
-        )
-    ).first()
+    row = conn.execute(_AGENT_ROW, {"b_agent": agent}).first()
     if row is None or row.status != AgentStatus.ONLINE.value or slots <= 0:
         return []
-    candidates = _assigned(conn, agent, slots=slots, now=now)
+    candidates = list(conn.execute(_ASSIGNED, {"b_agent": agent, "b_now": now, "b_limit": slots}))
     if len(candidates) < slots:
         candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=now)
     lease_expires_at = now + timedelta(seconds=lease_seconds)
@@ -70,17 +101,6 @@ def claim_executions(
     return claimed
 
 
-def _due(now: datetime) -> Any:
-    return _CANDIDATE.where(
-        executions.c.status == ExecutionStatus.QUEUED.value, executions.c.not_before <= now
-    ).order_by(executions.c.id)
-
-
-def _assigned(conn: Connection, agent: str, *, slots: int, now: datetime) -> list[Row[Any]]:
-    stmt = _due(now).where(executions.c.agent == agent).limit(slots)
-    return list(conn.execute(lock_for_claim(stmt, of=executions)))
-
-
 def _unassigned(
     conn: Connection, labels: dict[str, str], *, slots: int, now: datetime
 ) -> list[Row[Any]]:
@@ -89,49 +109,32 @@ def _unassigned(
     Labels are matched in Python over an unlocked scan; only the matches are then locked, so
     a claim never holds rows it will not take (which would starve concurrent claimers).
     """
-    due = _due(now).where(
-        executions.c.agent.is_(None), executions.c.ownership == Ownership.ANYONE.value
-    )
     matched: list[int] = []
     after = 0
     for _ in range(SCAN_LIMIT // SCAN_PAGE):
-        page = list(conn.execute(due.where(executions.c.id > after).limit(SCAN_PAGE)))
+        page = list(conn.execute(_UNASSIGNED_PAGE, {"b_now": now, "b_after": after}))
         matched += [row.id for row in page if labels_match(labels, row.labels)]
         if len(matched) >= slots * CANDIDATES_PER_SLOT or len(page) < SCAN_PAGE:
             break
         after = page[-1].id
     if not matched:
         return []
-    stmt = due.where(executions.c.id.in_(matched)).limit(slots)
-    return list(conn.execute(lock_for_claim(stmt, of=executions)))
+    stmt = _UNASSIGNED.where(executions.c.id.in_(matched)).limit(slots)
+    return list(conn.execute(lock_for_claim(stmt, of=executions), {"b_now": now}))
 
 
 def _start(
     conn: Connection, candidate: Row[Any], *, agent: str, now: datetime, lease_expires_at: datetime
 ) -> Execution | None:
     """Guarded move of a queued execution (its own or unassigned) to running on ``agent``."""
-    row = (
-        conn.execute(
-            update(executions)
-            .where(
-                executions.c.id == candidate.id,
-                executions.c.status.in_(
-                    values(sources_of(EXECUTION_TRANSITIONS, ExecutionStatus.RUNNING))
-                ),
-                or_(executions.c.agent == agent, executions.c.agent.is_(None)),
-            )
-            .values(
-                status=ExecutionStatus.RUNNING.value,
-                agent=agent,
-                started_at=now,
-                lease_expires_at=lease_expires_at,
-                plugin_sha256=candidate.sha256,
-            )
-            .returning(*executions.c)
-        )
-        .mappings()
-        .first()
-    )
+    params = {
+        "b_id": candidate.id,
+        "b_agent": agent,
+        "b_started": now,
+        "b_lease": lease_expires_at,
+        "b_sha256": candidate.sha256,
+    }
+    row = conn.execute(_START, params).mappings().first()
     return execution_from_row(row) if row is not None else None
 
 
