@@ -664,7 +664,11 @@ class SqlStore:
 
     def adopt_join_token(self, token_hash: str, *, now: datetime) -> bool:
         """See ``Store.adopt_join_token``."""
-        return self._write(lambda conn: _join_tokens.adopt(conn, token_hash, now=now))
+        try:
+            return self._write(lambda conn: _join_tokens.adopt(conn, token_hash, now=now))
+        except IntegrityError:
+            # Another replica starting with the same token stored it first: it is known now.
+            return self._write(lambda conn: _join_tokens.adopt(conn, token_hash, now=now))
 
     def rotate_join_token(
         self, token_hash: str, *, now: datetime, expires_at: datetime | None, actor: str

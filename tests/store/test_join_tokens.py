@@ -4,8 +4,12 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+from sqlalchemy import Connection
+
 from octopus.core.audit import AuditAction, AuditFilter
-from octopus.store import SqlStore
+from octopus.store import SqlStore, _join_tokens
+from octopus.store.base import JoinToken
 from tests.conftest import FixedClock
 
 
@@ -33,3 +37,19 @@ def test_a_rotated_token_is_never_adopted_again(store: SqlStore, clock: FixedClo
     [entry], _ = store.list_audit(AuditFilter())
     assert (entry.action, entry.subject) == (AuditAction.JOIN_TOKEN_ROTATED, "join_token")
     assert "hash" not in str(entry.detail)
+
+
+def test_two_servers_adopting_the_same_token_at_once_both_start(
+    store: SqlStore, clock: FixedClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    store.adopt_join_token("hash-a", now=clock.now)  # the other server, a moment earlier
+    real_find = _join_tokens.find
+    misses = iter([None])  # this server looked before the other one committed
+
+    def racing_find(conn: Connection, token_hash: str) -> JoinToken | None:
+        return next(misses, None) or real_find(conn, token_hash)
+
+    monkeypatch.setattr(_join_tokens, "find", racing_find)
+    assert store.adopt_join_token("hash-a", now=clock.advance(1)) is True
+    current = store.current_join_token()
+    assert current is not None and current.created_at == clock.now - timedelta(seconds=1)
