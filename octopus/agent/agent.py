@@ -152,6 +152,7 @@ class Agent:
             if token is None:
                 return self._exit_code
             self._client.token = token
+            self._plugins.pin(self._state.load_plugin_key())
             self._facts.ip = await asyncio.to_thread(local_ip, self._server_url)
             return await self._serve()
         except WorkerError as exc:
@@ -246,6 +247,7 @@ class Agent:
             except (RequestRefused, NotFound) as exc:
                 return self._give_up(EXIT_AUTH, "Enrollment refused: %s", exc)
             self._state.save_token(enrolled.token)
+            self._state.save_plugin_key(enrolled.plugin_public_key)
             self._heartbeat_interval = min(self._heartbeat_interval, enrolled.heartbeat_interval)
             self._interval = self._heartbeat_interval
             logger.info("Enrolled as %s; token saved in %s", enrolled.name, self._state.root)

@@ -9,6 +9,7 @@ import httpx
 from pydantic import BaseModel
 
 from octopus import __version__
+from octopus.agent.plugin_cache import PluginDownload
 from octopus.errors import AuthError, Conflict, Fenced, NotFound, OctopusError
 from octopus.schemas.agents import (
     ClaimRequest,
@@ -131,10 +132,19 @@ class AgentClient:
         except Conflict as exc:
             raise Fenced(exc.message) from None
 
-    async def download_plugin(self, name: str) -> bytes:
-        """Return the current source of plugin ``name`` (the caller verifies its hash)."""
+    async def download_plugin(self, name: str) -> PluginDownload:
+        """The current source of plugin ``name`` with its signed version (the plugin cache
+        verifies both)."""
         response = await self._send("GET", f"/plugins/{name}/source")
-        return response.content
+        try:
+            version = int(response.headers.get("X-Octopus-Plugin-Version", "0"))
+        except ValueError:
+            version = 0  # refused by the signature check, which covers the version
+        return PluginDownload(
+            data=response.content,
+            version=version,
+            signature=response.headers.get("X-Octopus-Signature"),
+        )
 
     async def _post(
         self,

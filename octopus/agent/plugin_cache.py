@@ -1,14 +1,23 @@
-"""The agent's plugin cache: ``<root>/<sha256>/<name>.py``, verified by hash, atomic installs."""
+"""The agent's plugin cache: ``<root>/<sha256>/<name>.py``, signed, verified, installed atomically.
+
+A download is installed only if the server's signature of (name, version, sha256) checks out
+with the key the agent pinned at enrollment, the bytes have that sha256, and the version is no
+older than the highest version of that plugin the agent already accepted; otherwise nothing is
+written, so nothing can be imported. Built-in plugins whose bytes equal the agent's own copy
+are taken from that copy (they are part of the agent's install).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import re
 import shutil
 from collections.abc import Awaitable, Callable, Collection, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from octopus.errors import PluginError
@@ -18,7 +27,20 @@ logger = logging.getLogger(__name__)
 
 _SHA256 = re.compile(r"^[0-9a-f]{64}$")
 
-Fetch = Callable[[str], Awaitable[bytes]]
+HIGHEST_FILE = "highest-versions.json"
+"""The highest version of each plugin the agent accepted: it never goes back below it."""
+
+
+@dataclass(frozen=True, slots=True)
+class PluginDownload:
+    """A plugin's source as the server sent it, with its signed version."""
+
+    data: bytes
+    version: int
+    signature: str | None
+
+
+Fetch = Callable[[str], Awaitable[PluginDownload]]
 """Downloads the current source of the named plugin from the server."""
 
 
@@ -35,6 +57,11 @@ class PluginCache:
         self.root = root
         self._builtin_dir = builtin_dir
         self._locks: dict[str, asyncio.Lock] = {}
+        self._public_key: str | None = None
+
+    def pin(self, public_key: str | None) -> None:
+        """Trust plugin versions signed by this key (the server's, saved at enrollment)."""
+        self._public_key = public_key
 
     def path_for(self, name: str, sha256: str) -> Path:
         """Where version ``sha256`` of plugin ``name`` lives.
@@ -65,17 +92,7 @@ class PluginCache:
             raise PluginError(
                 f"plugin {name}: downloaded file has sha256 {actual}, expected {sha256}; refused"
             )
-        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-        temp = path.with_name(f".{name}.{os.getpid()}.{id(data)}.tmp")
-        try:
-            with temp.open("wb") as handle:
-                handle.write(data)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, path)
-        finally:
-            with contextlib.suppress(FileNotFoundError):
-                temp.unlink()
+        _write_atomically(path, data)
         logger.info("Installed plugin %s version %s", name, sha256[:12], extra={"plugin": name})
         return path
 
@@ -87,15 +104,70 @@ class PluginCache:
             Whatever ``fetch`` raises (for example when the server is away).
         """
         path = self.get(name, sha256)
-        if path is not None:
+        if path is not None and self._current(name, sha256):
             return path
         async with self._locks.setdefault(f"{name}:{sha256}", asyncio.Lock()):
             path = self.get(name, sha256)
-            if path is None:
-                path = self.install(
-                    name, sha256, self._builtin_bytes(name, sha256) or await fetch(name)
-                )
+            if path is not None and self._current(name, sha256):
+                return path
+            builtin = self._builtin_bytes(name, sha256)
+            if builtin is not None:
+                return self.install(name, sha256, builtin)
+            download = await fetch(name)
+            self._check(name, sha256, download)
+            path = self.install(name, sha256, download.data)
+            self._accept(name, sha256, download.version)
         return path
+
+    def _check(self, name: str, sha256: str, download: PluginDownload) -> None:
+        """Refuse an unsigned, mis-signed, tampered or rolled-back download."""
+        if self._public_key is None:
+            raise PluginError(
+                f"plugin {name}: no server key pinned in this agent's state dir (it enrolled "
+                "before plugins were signed); remove the state dir to enroll again; refused"
+            )
+        # Imported here: the agent pays for the crypto library only when it downloads.
+        from octopus.plugins.signing import verify
+
+        verify(self._public_key, name, download.version, sha256, download.signature)
+        actual = sha256_of(download.data)
+        if actual != sha256:
+            raise PluginError(
+                f"plugin {name}: downloaded file has sha256 {actual}, expected {sha256}; refused"
+            )
+        highest = self._highest().get(name, 0)
+        if download.version < highest:
+            raise PluginError(
+                f"plugin {name}: version {download.version} is older than version {highest} "
+                "this agent already runs; refused"
+            )
+
+    def _version_path(self, name: str, sha256: str) -> Path:
+        return self.path_for(name, sha256).with_suffix(".version")
+
+    def _current(self, name: str, sha256: str) -> bool:
+        """Whether a cached download is still no older than the highest accepted version."""
+        try:
+            held = int(self._version_path(name, sha256).read_text(encoding="ascii"))
+        except FileNotFoundError:
+            return True  # a built-in copy: the agent's own file
+        except ValueError:
+            return False
+        return held >= self._highest().get(name, 0)
+
+    def _highest(self) -> dict[str, int]:
+        try:
+            data = json.loads((self.root / HIGHEST_FILE).read_text(encoding="utf-8"))
+        except (FileNotFoundError, ValueError):
+            return {}
+        return {str(k): int(v) for k, v in data.items()} if isinstance(data, dict) else {}
+
+    def _accept(self, name: str, sha256: str, version: int) -> None:
+        """Remember this version for the file and as the plugin's floor from now on."""
+        _write_atomically(self._version_path(name, sha256), str(version).encode())
+        highest = self._highest()
+        highest[name] = max(version, highest.get(name, 0))
+        _write_atomically(self.root / HIGHEST_FILE, json.dumps(highest).encode())
 
     def _builtin_bytes(self, name: str, sha256: str) -> bytes | None:
         if self._builtin_dir is None:
@@ -145,3 +217,18 @@ class PluginCache:
             for entry in self.root.iterdir()
             if entry.is_dir() and not entry.is_symlink() and _SHA256.fullmatch(entry.name)
         ]
+
+
+def _write_atomically(path: Path, data: bytes) -> None:
+    """Write ``data`` to ``path`` through a synced temp file, so a crash leaves old or new."""
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.{os.getpid()}.{id(data)}.tmp")
+    try:
+        with temp.open("wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(temp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            temp.unlink()

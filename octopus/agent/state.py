@@ -11,6 +11,7 @@ class AgentState:
     """Files the agent keeps between restarts, under one directory (mode 0700)."""
 
     TOKEN_FILE = "token"
+    PLUGIN_KEY_FILE = "plugin-signing.pub"
 
     def __init__(self, state_dir: Path) -> None:
         """Remember ``state_dir``; nothing is created until ``ensure``."""
@@ -47,16 +48,31 @@ class AgentState:
 
     def save_token(self, token: str) -> None:
         """Save the agent token atomically, readable by this user only (mode 0600)."""
+        self._save_private(self.TOKEN_FILE, token)
+
+    def load_plugin_key(self) -> str | None:
+        """The server's plugin signing key pinned at enrollment, or None."""
+        try:
+            key = (self.root / self.PLUGIN_KEY_FILE).read_text(encoding="utf-8").strip()
+        except FileNotFoundError:
+            return None
+        return key or None
+
+    def save_plugin_key(self, key: str) -> None:
+        """Pin the server's plugin signing key (mode 0600, like the token)."""
+        self._save_private(self.PLUGIN_KEY_FILE, key)
+
+    def _save_private(self, name: str, text: str) -> None:
         self.ensure()
-        temp = self.root / f".{self.TOKEN_FILE}.{os.getpid()}.tmp"
+        temp = self.root / f".{name}.{os.getpid()}.tmp"
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
         fd = os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(token + "\n")
+            handle.write(text + "\n")
             handle.flush()
             os.fsync(handle.fileno())
-        os.replace(temp, self.token_path)
+        os.replace(temp, self.root / name)
 
     def forget_token(self) -> None:
         """Delete the saved token, so the next start enrolls again."""

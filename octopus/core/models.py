@@ -178,3 +178,7 @@ class Plugin:
     actions: tuple[ActionSpec, ...]
     size: int
     updated_at: datetime
+    version: int = 1
+    """Raised by the server whenever the file changes; agents never go back to a lower one."""
+    signature: str | None = None
+    """The server's Ed25519 signature of (name, version, sha256), base64."""

@@ -48,6 +48,9 @@ class EnrollResponse(Outbound):
     token: str
     heartbeat_interval: float
     client_timeout: float
+    plugin_public_key: str
+    """The server's Ed25519 key (raw, base64): the agent pins it and refuses plugin versions
+    it did not sign."""
 
 
 class Heartbeat(Inbound):

@@ -31,6 +31,8 @@ class PluginRead(Outbound):
 
     name: str
     sha256: str
+    version: int
+    """Raised whenever the file changes; signed together with the name and sha256."""
     size: int
     updated_at: datetime
     actions: list[ActionRead]

@@ -16,6 +16,7 @@ from octopus import __version__
 from octopus.config import ServerSettings
 from octopus.logs import setup_logging
 from octopus.plugins.loader import BUILTIN_DIR
+from octopus.plugins.signing import PluginSigner
 from octopus.server.body_guard import BodyGuard
 from octopus.server.clock import utcnow
 from octopus.server.dashboard import mount_dashboard
@@ -49,6 +50,8 @@ from octopus.store.base import Store
 logger = logging.getLogger(__name__)
 
 REAPER_INTERVAL_SECONDS = 1.0
+PLUGIN_KEY_FILE = "plugin-signing.key"
+"""The Ed25519 key that signs plugin versions, created in the data dir on first start."""
 HEARTBEAT_ROUTE = "/api/v1/agents/{name}/heartbeat"
 """The heartbeat route's template: the request timer counts its successes as heartbeats."""
 
@@ -62,7 +65,8 @@ def build_state(settings: ServerSettings, store: Store | None = None) -> ServerS
     tokens = ensure_tokens(
         settings.data_dir, settings.admin_token, settings.join_token, store=store, now=utcnow()
     )
-    plugin_store = PluginStore(store, [BUILTIN_DIR, settings.plugins_dir])
+    signer = PluginSigner.load_or_create(settings.data_dir / PLUGIN_KEY_FILE)
+    plugin_store = PluginStore(store, [BUILTIN_DIR, settings.plugins_dir], signer)
     plugin_store.scan()
     return ServerState(
         settings=settings, store=store, tokens=tokens, notifier=Notifier(), plugins=plugin_store

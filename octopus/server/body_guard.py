@@ -19,6 +19,7 @@ MAX_DEPTH = 64
 _BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 _FORM = b"application/x-www-form-urlencoded"
 _API_PREFIX = "/api/"
+_NUL = b"%00"
 
 
 class UnsafeJSON(ValueError):
@@ -66,13 +67,18 @@ def check_json(body: bytes) -> None:
 
 
 class BodyGuard:
-    """Enforces the body size limit (413), a JSON content type (415) and safe JSON (400)."""
+    """Enforces the body size limit (413), a JSON content type (415), safe JSON (400), and
+    query strings without NUL characters (400: PostgreSQL cannot even compare them)."""
 
     def __init__(self, app: ASGIApp, *, max_body_bytes: int) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and _NUL in scope.get("query_string", b"").lower():
+            message = "the query string must not contain NUL characters (%00)"
+            await self._refuse(scope, receive, send, 400, "invalid_query", message)
+            return
         if scope["type"] != "http" or scope["method"] not in _BODY_METHODS:
             await self.app(scope, receive, send)
             return

@@ -141,6 +141,7 @@ def plugin_read(plugin: Plugin) -> PluginRead:
     return PluginRead(
         name=plugin.name,
         sha256=plugin.sha256,
+        version=plugin.version,
         size=plugin.size,
         updated_at=plugin.updated_at,
         actions=[

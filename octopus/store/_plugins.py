@@ -11,22 +11,24 @@ from octopus.core.models import Plugin
 from octopus.errors import NotFound
 from octopus.store._dialect import upsert
 from octopus.store._records import actions_to_json, plugin_from_row
-from octopus.store.base import PluginVersion
+from octopus.store.base import PluginSource, PluginVersion
 from octopus.store.tables import plugins
 
 
 def sync_plugins(
     conn: Connection, versions: Sequence[PluginVersion], *, now: datetime
 ) -> list[str]:
-    """Insert new plugins, update changed ones, delete missing ones; the names that changed."""
-    stored = {
-        row.name: row.sha256 for row in conn.execute(select(plugins.c.name, plugins.c.sha256))
-    }
-    changed = [v for v in versions if stored.get(v.name) != v.sha256]
+    """Insert new plugins, update changed ones (file or signature), delete missing ones; the
+    names that changed."""
+    columns = select(plugins.c.name, plugins.c.sha256, plugins.c.version, plugins.c.signature)
+    stored = {row.name: (row.sha256, row.version, row.signature) for row in conn.execute(columns)}
+    changed = [v for v in versions if stored.get(v.name) != (v.sha256, v.version, v.signature)]
     for version in changed:
         values = {
             "name": version.name,
             "sha256": version.sha256,
+            "version": version.version,
+            "signature": version.signature,
             "source": version.source,
             "actions": actions_to_json(version.actions),
             "size": len(version.source),
@@ -53,10 +55,14 @@ def get_plugin(conn: Connection, name: str) -> Plugin:
     return plugin_from_row(row)
 
 
-def get_plugin_source(conn: Connection, name: str) -> tuple[str, bytes]:
-    """A plugin's sha256 and source; NotFound if absent."""
-    stmt = select(plugins.c.sha256, plugins.c.source).where(plugins.c.name == name)
+def get_plugin_source(conn: Connection, name: str) -> PluginSource:
+    """A plugin's source with its signed facts; NotFound if absent."""
+    stmt = select(plugins.c.sha256, plugins.c.version, plugins.c.signature, plugins.c.source).where(
+        plugins.c.name == name
+    )
     row = conn.execute(stmt).first()
     if row is None:
         raise NotFound("plugin", name)
-    return row.sha256, bytes(row.source)
+    return PluginSource(
+        sha256=row.sha256, version=row.version, signature=row.signature, source=bytes(row.source)
+    )

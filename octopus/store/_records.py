@@ -249,4 +249,6 @@ def plugin_from_row(row: RowMapping) -> Plugin:
         actions=actions_from_json(row["actions"]),
         size=row["size"],
         updated_at=row["updated_at"],
+        version=row["version"],
+        signature=row["signature"],
     )

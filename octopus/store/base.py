@@ -138,12 +138,24 @@ class Beat:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class PluginVersion:
-    """A plugin file as scanned from disk, ready to be stored."""
+    """A plugin file as scanned from disk, ready to be stored (signed by the plugin store)."""
 
     name: str
     sha256: str
     source: bytes
     actions: tuple[ActionSpec, ...]
+    version: int = 1
+    signature: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PluginSource:
+    """What an agent downloads: the file and the signed facts about it."""
+
+    sha256: str
+    version: int
+    signature: str | None
+    source: bytes
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -446,8 +458,8 @@ class Store(Protocol):
     def get_plugin(self, name: str) -> Plugin:
         """One plugin; NotFound if absent."""
 
-    def get_plugin_source(self, name: str) -> tuple[str, bytes]:
-        """A plugin's sha256 and source bytes; NotFound if absent."""
+    def get_plugin_source(self, name: str) -> PluginSource:
+        """A plugin's source with its sha256, version and signature; NotFound if absent."""
 
     # Scheduling ----------------------------------------------------------------------------
 

@@ -68,6 +68,7 @@ from octopus.store.base import (
     JoinToken,
     MinuteCount,
     Outcome,
+    PluginSource,
     PluginVersion,
     Pruned,
     StatusCounts,
@@ -487,7 +488,7 @@ class SqlStore:
         with self._read() as conn:
             return _plugins.get_plugin(conn, name)
 
-    def get_plugin_source(self, name: str) -> tuple[str, bytes]:
+    def get_plugin_source(self, name: str) -> PluginSource:
         """See ``Store.get_plugin_source``."""
         with self._read() as conn:
             return _plugins.get_plugin_source(conn, name)

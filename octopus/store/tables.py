@@ -252,6 +252,8 @@ plugins = Table(
     Column("actions", JsonText, nullable=False),
     Column("size", Integer, nullable=False),
     Column("updated_at", UTCDateTime, nullable=False),
+    Column("version", BigInteger, nullable=False, server_default="1"),
+    Column("signature", String(128)),
 )
 
 audit_log = Table(

@@ -7,7 +7,7 @@ import pytest
 from octopus.core.models import ActionSpec, ParamSpec
 from octopus.errors import NotFound
 from octopus.store import SqlStore
-from octopus.store.base import PluginVersion
+from octopus.store.base import PluginSource, PluginVersion
 from tests.conftest import FixedClock
 
 ACTIONS = (
@@ -40,7 +40,9 @@ def test_sync_inserts_updates_and_deletes(store: SqlStore, clock: FixedClock) ->
     assert plugins[0].updated_at == clock.now
     assert plugins[0].actions == ACTIONS
     assert plugins[0].size == len(b"\x00binary\xff")
-    assert store.get_plugin_source("b") == ("3" * 64, b"\x00binary\xff")
+    assert store.get_plugin_source("b") == PluginSource(
+        sha256="3" * 64, version=1, signature=None, source=b"\x00binary\xff"
+    )
     assert store.get_plugin("c") == plugins[1]
 
 
@@ -55,3 +57,17 @@ def test_unknown_plugin_is_not_found(store: SqlStore) -> None:
         store.get_plugin("nope")
     with pytest.raises(NotFound):
         store.get_plugin_source("nope")
+
+
+def test_a_new_signature_or_version_of_the_same_file_is_stored(
+    store: SqlStore, clock: FixedClock
+) -> None:
+    first = PluginVersion(name="a", sha256="1" * 64, source=b"x", actions=(), signature="s1")
+    store.sync_plugins([first], now=clock.now)
+    resigned = PluginVersion(
+        name="a", sha256="1" * 64, source=b"x", actions=(), version=7, signature="s7"
+    )
+    assert store.sync_plugins([resigned], now=clock.now) == ["a"]
+    stored = store.get_plugin_source("a")
+    assert (stored.version, stored.signature) == (7, "s7")
+    assert (store.get_plugin("a").version, store.get_plugin("a").signature) == (7, "s7")

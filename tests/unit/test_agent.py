@@ -10,15 +10,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from octopus.agent.agent import Agent
 from octopus.plugins.loader import sha256_of
+from octopus.plugins.signing import PluginSigner
 from tests.unit.waiting import async_wait_for
 
 JOIN = "join-token-0123456789"
 TOKEN = "agent-token-0123456789"
 PLUGIN = b"import time\n\ndef add(a, b):\n    return a + b\n\ndef nap(s):\n    time.sleep(s)\n"
 SHA = sha256_of(PLUGIN)
+SIGNER = PluginSigner(Ed25519PrivateKey.generate())
 
 
 class FakeServer:
@@ -53,7 +56,7 @@ class FakeServer:
                 return httpx.Response(401, json={"error": "unauthorized", "message": "bad join"})
             body = json.loads(request.content)
             answer = {"name": body["name"], "token": TOKEN, "heartbeat_interval": 0.2,
-                      "client_timeout": 5}  # fmt: skip
+                      "client_timeout": 5, "plugin_public_key": SIGNER.public_key}  # fmt: skip
             return httpx.Response(201, json=answer)
         if bearer != f"Bearer {TOKEN}" or self.revoked:
             return httpx.Response(401, json={"error": "unauthorized", "message": "unknown token"})
@@ -72,7 +75,9 @@ class FakeServer:
         if path.startswith("/executions/"):
             return self._report(int(path.split("/")[2]), body)
         if path == "/plugins/calc/source":
-            return httpx.Response(200, content=PLUGIN, headers={"X-Octopus-Sha256": SHA})
+            signed = {"X-Octopus-Sha256": SHA, "X-Octopus-Plugin-Version": "1",
+                      "X-Octopus-Signature": SIGNER.sign("calc", 1, SHA)}  # fmt: skip
+            return httpx.Response(200, content=PLUGIN, headers=signed)
         return httpx.Response(404, json={"error": "not_found", "message": path})
 
     async def _claim(self, body: dict[str, Any]) -> httpx.Response:
@@ -147,6 +152,8 @@ def test_enrolls_runs_reports_and_drains(tmp_path: Path) -> None:
 
     assert run_scenario(tmp_path, scenario) == 0
     assert (tmp_path / "state" / "token").read_text(encoding="utf-8").strip() == TOKEN
+    pinned = (tmp_path / "state" / "plugin-signing.pub").read_text(encoding="utf-8").strip()
+    assert pinned == SIGNER.public_key
 
 
 def test_drain_finishes_running_executions_first(tmp_path: Path) -> None:
@@ -213,6 +220,7 @@ def test_a_revoked_token_stops_the_agent_with_exit_code_2(tmp_path: Path) -> Non
     async def main() -> int:
         agent = make_agent(server, tmp_path / "state")
         agent._state.save_token(TOKEN)  # enrolled earlier
+        agent._state.save_plugin_key(SIGNER.public_key)
         return await asyncio.wait_for(agent.run(), 10)
 
     assert asyncio.run(main()) == 2

@@ -8,12 +8,30 @@ from pathlib import Path
 
 import pytest
 
-from octopus.agent.plugin_cache import PluginCache
+from octopus.agent.plugin_cache import PluginCache, PluginDownload
 from octopus.errors import PluginError
 from octopus.plugins.loader import BUILTIN_DIR, sha256_of
+from octopus.plugins.signing import PluginSigner
 
 SOURCE = b"def hello():\n    return 'hi'\n"
 SHA = sha256_of(SOURCE)
+
+
+@pytest.fixture
+def signer(tmp_path: Path) -> PluginSigner:
+    return PluginSigner.load_or_create(tmp_path / "server" / "plugin-signing.key")
+
+
+def signed(
+    signer: PluginSigner, data: bytes, version: int = 1, name: str = "greet"
+) -> PluginDownload:
+    return PluginDownload(data, version, signer.sign(name, version, sha256_of(data)))
+
+
+def pinned(root: Path, signer: PluginSigner) -> PluginCache:
+    cache = PluginCache(root)
+    cache.pin(signer.public_key)
+    return cache
 
 
 def test_install_verifies_and_places_the_file(tmp_path: Path) -> None:
@@ -40,35 +58,37 @@ def test_malformed_names_and_hashes_are_refused(tmp_path: Path, name: str, sha: 
         PluginCache(tmp_path).path_for(name, sha)
 
 
-def test_ensure_downloads_once_and_reuses(tmp_path: Path) -> None:
-    cache = PluginCache(tmp_path)
+def test_ensure_downloads_once_and_reuses(tmp_path: Path, signer: PluginSigner) -> None:
+    cache = pinned(tmp_path / "cache", signer)
     calls: list[str] = []
 
-    async def fetch(name: str) -> bytes:
+    async def fetch(name: str) -> PluginDownload:
         calls.append(name)
         await asyncio.sleep(0)
-        return SOURCE
+        return signed(signer, SOURCE)
 
     async def main() -> list[Path]:
         return await asyncio.gather(*(cache.ensure("greet", SHA, fetch) for _ in range(3)))
 
     paths = asyncio.run(main())
-    assert set(paths) == {tmp_path / SHA / "greet.py"}
+    assert set(paths) == {tmp_path / "cache" / SHA / "greet.py"}
     assert calls == ["greet"]
 
 
-def test_ensure_refuses_a_download_that_does_not_match(tmp_path: Path) -> None:
-    async def fetch(name: str) -> bytes:
-        return b"something else"
+def test_ensure_refuses_a_download_that_does_not_match(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    async def fetch(name: str) -> PluginDownload:
+        return signed(signer, b"something else")
 
     with pytest.raises(PluginError, match="refused"):
-        asyncio.run(PluginCache(tmp_path).ensure("greet", SHA, fetch))
+        asyncio.run(pinned(tmp_path / "cache", signer).ensure("greet", SHA, fetch))
 
 
 def test_ensure_copies_a_matching_builtin_without_downloading(tmp_path: Path) -> None:
     source = (BUILTIN_DIR / "system.py").read_bytes()
 
-    async def fetch(name: str) -> bytes:
+    async def fetch(name: str) -> PluginDownload:
         raise AssertionError("should not download")
 
     path = asyncio.run(PluginCache(tmp_path).ensure("system", sha256_of(source), fetch))
@@ -94,3 +114,103 @@ def test_forget_drops_versions_the_server_no_longer_lists(tmp_path: Path) -> Non
 def test_installed_files_are_private(tmp_path: Path) -> None:
     path = PluginCache(tmp_path).install("greet", SHA, SOURCE)
     assert stat.S_IMODE(path.parent.stat().st_mode) == 0o700
+
+
+CANARY_SOURCE = b"""
+import pathlib
+pathlib.Path(__file__).with_name("CANARY").write_text("imported")
+def hello():
+    return "pwned"
+"""
+
+
+def refused(cache: PluginCache, download: PluginDownload, sha: str = "") -> str:
+    """Try to install ``download`` as plugin greet; the refusal's message."""
+
+    async def fetch(name: str) -> PluginDownload:
+        return download
+
+    with pytest.raises(PluginError) as caught:
+        asyncio.run(cache.ensure("greet", sha or sha256_of(download.data), fetch))
+    return str(caught.value)
+
+
+def nothing_installed(root: Path) -> bool:
+    return not list(root.rglob("*.py")) and not list(root.rglob("CANARY"))
+
+
+def test_a_signed_download_is_installed_and_its_version_remembered(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+
+    async def fetch(name: str) -> PluginDownload:
+        return signed(signer, SOURCE, version=5)
+
+    path = asyncio.run(cache.ensure("greet", SHA, fetch))
+    assert path.read_bytes() == SOURCE
+    assert path.with_suffix(".version").read_text() == "5"
+
+
+def test_a_tampered_plugin_is_refused_before_anything_is_written(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    good = signed(signer, SOURCE)
+    # The attacker swaps the file and claims its hash, but cannot sign it.
+    tampered = PluginDownload(CANARY_SOURCE, good.version, good.signature)
+    assert "signature does not match" in refused(cache, tampered)
+    assert nothing_installed(tmp_path / "cache")
+
+
+def test_an_unsigned_plugin_is_refused(tmp_path: Path, signer: PluginSigner) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    assert "not signed" in refused(cache, PluginDownload(CANARY_SOURCE, 1, None))
+    assert nothing_installed(tmp_path / "cache")
+
+
+def test_a_plugin_signed_by_another_key_is_refused(tmp_path: Path, signer: PluginSigner) -> None:
+    other = PluginSigner.load_or_create(tmp_path / "other.key")
+    cache = pinned(tmp_path / "cache", signer)
+    assert "signature does not match" in refused(cache, signed(other, CANARY_SOURCE))
+    assert nothing_installed(tmp_path / "cache")
+
+
+def test_a_signature_of_another_version_number_is_refused(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    real = signed(signer, CANARY_SOURCE, version=3)
+    assert "signature" in refused(cache, PluginDownload(real.data, 9, real.signature))
+    assert nothing_installed(tmp_path / "cache")
+
+
+def test_an_older_version_than_the_one_held_is_refused(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    newer = b"def hello():\n    return 'v2'\n"
+
+    async def fetch_newer(name: str) -> PluginDownload:
+        return signed(signer, newer, version=2)
+
+    asyncio.run(cache.ensure("greet", sha256_of(newer), fetch_newer))
+    # A validly signed but older version, replayed: refused, and nothing of it is written.
+    message = refused(cache, signed(signer, CANARY_SOURCE, version=1))
+    assert "older than version 2" in message
+    assert not list((tmp_path / "cache").rglob("CANARY"))
+    assert cache.get("greet", sha256_of(CANARY_SOURCE)) is None
+
+
+def test_an_agent_without_a_pinned_key_refuses_downloads(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    message = refused(PluginCache(tmp_path / "cache"), signed(signer, SOURCE))
+    assert "no server key pinned" in message
+
+
+def test_the_signing_key_is_private_and_stable(tmp_path: Path) -> None:
+    path = tmp_path / "k" / "plugin-signing.key"
+    first = PluginSigner.load_or_create(path)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert PluginSigner.load_or_create(path).public_key == first.public_key

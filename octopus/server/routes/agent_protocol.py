@@ -69,6 +69,7 @@ async def enroll(body: EnrollRequest, state: State) -> EnrollResponse:
         token=token,
         heartbeat_interval=state.settings.heartbeat_interval,
         client_timeout=state.settings.client_timeout,
+        plugin_public_key=state.plugins.public_key,
     )
 
 
@@ -193,6 +194,11 @@ async def append_output(
     responses={200: {"content": {"text/x-python": {}}}},
 )
 def plugin_source(name: PluginNamePath, agent: AnyAgent, state: State) -> Response:
-    """The plugin's source file; the `X-Octopus-Sha256` header gives its sha256."""
-    sha256, source = state.store.get_plugin_source(name)
-    return Response(source, media_type="text/x-python", headers={"X-Octopus-Sha256": sha256})
+    """The plugin's source file. Headers: `X-Octopus-Sha256` its sha256,
+    `X-Octopus-Plugin-Version` its version number, `X-Octopus-Signature` the server's Ed25519
+    signature of (name, version, sha256), which the agent checks with the key it pinned."""
+    plugin = state.store.get_plugin_source(name)
+    headers = {"X-Octopus-Sha256": plugin.sha256, "X-Octopus-Plugin-Version": str(plugin.version)}
+    if plugin.signature:
+        headers["X-Octopus-Signature"] = plugin.signature
+    return Response(plugin.source, media_type="text/x-python", headers=headers)

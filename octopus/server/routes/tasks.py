@@ -15,7 +15,7 @@ from octopus.core.enums import TaskType
 from octopus.core.models import Task, TaskSpec
 from octopus.core.plan import first_fire_time, next_after
 from octopus.errors import Conflict, NotFound, ValidationFailed
-from octopus.schemas.common import MAX_ID, Page
+from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, Page
 from octopus.schemas.tasks import (
     EDITABLE_FIELDS,
     ExecutionRead,
@@ -163,7 +163,7 @@ def list_tasks(
     state: State,
     status: Annotated[TaskStatusIn | None, Query(description="Only tasks in this status.")] = None,
     type: Annotated[TaskType | None, Query(description="Only tasks of this type.")] = None,
-    plugin: Annotated[str | None, Query(max_length=128)] = None,
+    plugin: Annotated[str | None, Query(pattern=IDENTIFIER_PATTERN.pattern)] = None,
     limit: Limit = 50,
     offset: Offset = 0,
 ) -> Page[TaskRead]:
