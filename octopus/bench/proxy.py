@@ -145,31 +145,21 @@ class FaultProxy:
         *,
         to_client: bool,
     ) -> None:
-        with contextlib.suppress(ConnectionError, OSError):
-            await self._forward(source, sink, client, to_client=to_client)
-
-    async def _forward(
-        self,
-        source: asyncio.StreamReader,
-        sink: asyncio.StreamWriter,
-        client: asyncio.StreamWriter,
-        *,
-        to_client: bool,
-    ) -> None:
-        while data := await source.read(CHUNK_BYTES):
-            await self._flowing.wait()  # a blackhole holds the bytes until it is lifted
-            if self.fault is Fault.RESET:
-                _reset(client)
-                return
-            if self.fault is Fault.DELAY:
-                await asyncio.sleep(DELAY_SECONDS)
-            if to_client and self.fault is Fault.DROP_RESPONSES:
-                _reset(client)  # the request was handled; its answer is lost
-                return
-            sink.write(data)
-            await sink.drain()
-        if sink.can_write_eof():
-            sink.write_eof()
+        with contextlib.suppress(ConnectionError, OSError):  # one side went away: it ends
+            while data := await source.read(CHUNK_BYTES):
+                await self._flowing.wait()  # a blackhole holds the bytes until it is lifted
+                if self.fault is Fault.RESET:
+                    _reset(client)
+                    return
+                if self.fault is Fault.DELAY:
+                    await asyncio.sleep(DELAY_SECONDS)
+                if to_client and self.fault is Fault.DROP_RESPONSES:
+                    _reset(client)  # the request was handled; its answer is lost
+                    return
+                sink.write(data)
+                await sink.drain()
+            if sink.can_write_eof():
+                sink.write_eof()
 
 
 def _reset(writer: asyncio.StreamWriter) -> None:

@@ -15,12 +15,12 @@ from typing import Any
 from sqlalchemy import Connection, insert, select
 
 from octopus.core.dispatch import eligible, least_loaded
-from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
+from octopus.core.enums import Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Task, TaskSpec
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
-from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads
+from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads, execution_row
 from octopus.store._records import spec_values, task_from_row
 from octopus.store._settle import move_run, settle_task, wake_for
 from octopus.store._tasks import initial_state
@@ -122,7 +122,9 @@ def _fire_all(conn: Connection, fired: list[tuple[int, TaskSpec]], *, now: datet
         targets = plan.targets(spec)
         if not targets:
             skipped.append((run_id, task_id))
-        execution_rows += [_execution_row(run_id, task_id, spec, agent, now) for agent in targets]
+        execution_rows += [
+            execution_row(run_id, task_id, spec, agent, now=now) for agent in targets
+        ]
         for agent in targets:
             wake |= wake_for(agent)
     if execution_rows:
@@ -131,21 +133,6 @@ def _fire_all(conn: Connection, fired: list[tuple[int, TaskSpec]], *, now: datet
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
     return wake
-
-
-def _execution_row(
-    run_id: int, task_id: int, spec: TaskSpec, agent: str | None, now: datetime
-) -> dict[str, Any]:
-    return {
-        "run_id": run_id,
-        "task_id": task_id,
-        "ownership": spec.ownership.value,
-        "agent": agent,
-        "attempt": 1,
-        "status": ExecutionStatus.QUEUED.value,
-        "not_before": now,
-        "queued_at": now,
-    }
 
 
 class _Dispatch:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Connection, func, insert, select
 
@@ -121,16 +122,7 @@ def dispatch(
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
         return Wake()
     rows = [
-        {
-            "run_id": run_id,
-            "task_id": task_id,
-            "ownership": spec.ownership.value,
-            "agent": agent,
-            "attempt": 1,
-            "status": ExecutionStatus.QUEUED.value,
-            "not_before": not_before or now,
-            "queued_at": now,
-        }
+        execution_row(run_id, task_id, spec, agent, now=now, not_before=not_before)
         for agent in targets
     ]
     conn.execute(insert(executions), rows)
@@ -139,3 +131,25 @@ def dispatch(
     for agent in targets:
         wake |= wake_for(agent)
     return wake
+
+
+def execution_row(
+    run_id: int,
+    task_id: int,
+    spec: TaskSpec,
+    agent: str | None,
+    *,
+    now: datetime,
+    not_before: datetime | None = None,
+) -> dict[str, Any]:
+    """The first, queued attempt of a run on ``agent`` (None: the first matching claimer)."""
+    return {
+        "run_id": run_id,
+        "task_id": task_id,
+        "ownership": spec.ownership.value,
+        "agent": agent,
+        "attempt": 1,
+        "status": ExecutionStatus.QUEUED.value,
+        "not_before": not_before or now,
+        "queued_at": now,
+    }
