@@ -16,6 +16,7 @@ import logging
 import os
 import re
 import shutil
+import sys
 from collections.abc import Awaitable, Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -114,22 +115,19 @@ class PluginCache:
             if builtin is not None:
                 return self.install(name, sha256, builtin)
             download = await fetch(name)
-            self._check(name, sha256, download)
+            await self._check(name, sha256, download)
             path = self.install(name, sha256, download.data)
             self._accept(name, sha256, download.version)
         return path
 
-    def _check(self, name: str, sha256: str, download: PluginDownload) -> None:
+    async def _check(self, name: str, sha256: str, download: PluginDownload) -> None:
         """Refuse an unsigned, mis-signed, tampered or rolled-back download."""
         if self._public_key is None:
             raise PluginError(
                 f"plugin {name}: no server key pinned in this agent's state dir (it enrolled "
                 "before plugins were signed); remove the state dir to enroll again; refused"
             )
-        # Imported here: the agent pays for the crypto library only when it downloads.
-        from octopus.plugins.signing import verify
-
-        verify(self._public_key, name, download.version, sha256, download.signature)
+        await _verify_signature(self._public_key, name, sha256, download)
         actual = sha256_of(download.data)
         if actual != sha256:
             raise PluginError(
@@ -232,3 +230,20 @@ def _write_atomically(path: Path, data: bytes) -> None:
     finally:
         with contextlib.suppress(FileNotFoundError):
             temp.unlink()
+
+
+async def _verify_signature(key: str, name: str, sha256: str, download: PluginDownload) -> None:
+    """Check the signature in a short-lived process (see ``octopus.plugins.signing.main``)."""
+    args = [key, name, str(download.version), sha256]
+    if download.signature:
+        args.append(download.signature)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "octopus.plugins.signing", *args,
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    _, stderr = await process.communicate()
+    if process.returncode != 0:
+        reason = stderr.decode("utf-8", "replace").strip()
+        raise PluginError(reason or f"plugin {name}: the signature check failed; refused")

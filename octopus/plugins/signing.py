@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import binascii
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -86,3 +87,23 @@ def verify(public_key: str, name: str, version: int, sha256: str, signature: str
             f"plugin {name} version {version}: the signature does not match the server's key; "
             "refused"
         ) from None
+
+
+def main(argv: list[str]) -> int:
+    """``python -m octopus.plugins.signing KEY NAME VERSION SHA256 [SIGNATURE]``: exit 0 if
+    the signature is good, else 1 with the reason on stderr.
+
+    Agents verify in this short-lived process so that the crypto library (about 9 MB) never
+    stays in the long-running agent: a download is rare, the agent runs for months.
+    """
+    try:
+        key, name, version, sha256, *signature = argv
+        verify(key, name, int(version), sha256, signature[0] if signature else None)
+    except (PluginError, ValueError) as exc:
+        sys.stderr.write(f"{exc}\n")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
