@@ -69,7 +69,8 @@ class ChaosOptions:
     kill_server: bool = True
     database_url: str | None = None
     seed: int = field(default_factory=lambda: secrets.randbits(32))
-    settle_seconds: float = 120.0
+    settle_seconds: float = 600.0
+    """An upper bound: the check starts as soon as every accepted task finished."""
 
 
 @dataclass(slots=True)
