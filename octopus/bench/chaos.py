@@ -20,6 +20,7 @@ Then every fault is lifted and ``check`` proves the invariants of docs/guarantee
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import random
@@ -277,15 +278,18 @@ class ChaosRun:
             self._kill_agent,
             self._kill_agent_after_claim,
             self._kill_agent_before_report,
-            self._network_fault,
-            self._network_fault,
+            *(functools.partial(self._network_fault, fault) for fault in NETWORK_FAULTS),
         ]
         if self.options.kill_server:
             events.append(self._kill_server)
         if self.options.database_url and self.options.database_url.startswith("postgresql"):
             events.append(self._pg_terminate)
+        # Shuffled rounds rather than independent draws: every kind of fault happens in turn.
+        cycle: list[Callable[[], None]] = []
         while not self.stop_chaos.wait(self.random.uniform(low, high)):
-            self.random.choice(events)()
+            if not cycle:
+                cycle = self.random.sample(events, len(events))
+            cycle.pop()()
 
     def _event(self, name: str) -> None:
         self.report.events[name] += 1
@@ -315,8 +319,7 @@ class ChaosRun:
         self._kill_agent("kill_agent_before_report")
         self.proxy.fault = Fault.NONE
 
-    def _network_fault(self) -> None:
-        fault = self.random.choice(NETWORK_FAULTS)
+    def _network_fault(self, fault: Fault) -> None:
         self.proxy.fault = fault
         self._event(fault.value)
         time.sleep(self.random.uniform(0.3, 2.0))

@@ -17,7 +17,7 @@ SHORT = ChaosOptions(
     tasks=150,
     agents=4,
     action_seconds=0.3,
-    chaos_seconds=20,
+    chaos_seconds=30,
     fault_gap_seconds=(0.3, 1.0),
     settle_seconds=90,
     seed=20261129,
@@ -34,8 +34,10 @@ def assert_held(report: ChaosReport) -> None:
     assert report.violations == [], "\n".join(report.violations)
     assert report.accepted == SHORT.tasks
     assert sum(report.outcomes.values()) == report.accepted
-    # The faults really happened: agents died holding leases, the server was killed.
-    assert report.events["kill_server"] >= 1 or report.events["kill_agent_after_claim"] >= 1
+    # The faults really happened: every kind, and agents died holding leases.
+    kinds = {"kill_agent", "kill_agent_after_claim", "kill_agent_before_report", "kill_server"}
+    kinds |= {"delay", "blackhole", "reset", "drop_responses"}
+    assert kinds <= set(report.events), report.events
     assert report.executions["lost"] >= 1
 
 
@@ -50,3 +52,4 @@ def test_nothing_is_lost_or_doubled_beyond_the_bound_on_postgres(
     options = dataclasses.replace(SHORT, database_url=postgres_url, seed=7)
     report = run(options, tmp_path)
     assert_held(report)
+    assert report.events["pg_terminate"] >= 1
