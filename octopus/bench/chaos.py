@@ -88,7 +88,9 @@ class ChaosReport:
     violations: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     memory_mb: list[float] = field(default_factory=list)
-    """Server RSS sampled every 10 s (a soak shows whether it stays flat)."""
+    """Server RSS sampled every minute (a soak shows whether it stays flat)."""
+    agent_memory_mb: list[float] = field(default_factory=list)
+    """The mean RSS of an agent with its workers, sampled every minute."""
     create_p99_ms: list[float] = field(default_factory=list)
     """p99 of create latency per minute (a soak shows whether it stays stable)."""
 
@@ -110,6 +112,7 @@ class ChaosReport:
             "violations": self.violations[:50],
             "elapsed_seconds": round(self.elapsed_seconds, 1),
             "server_rss_mb": self.memory_mb,
+            "agent_rss_mb": self.agent_memory_mb,
             "create_p99_ms": self.create_p99_ms,
         }
 
@@ -221,26 +224,38 @@ class ChaosRun:
     # Creating ---------------------------------------------------------------------------------
 
     def _create_all(self) -> None:
-        total = self.options.tasks
-        if self.options.minutes is not None:
-            total = int(self.options.tasks * self.options.minutes)
-        deadline = time.monotonic() + self.options.minutes * 60 if self.options.minutes else None
+        """Create the tasks: as fast as the server takes them, or for a soak ``tasks`` per
+        minute, evenly, to the end; sample memory and create latency every minute."""
+        minutes = self.options.minutes
+        total = int(self.options.tasks * minutes) if minutes else self.options.tasks
+        began = time.monotonic()
         latencies: list[float] = []
-        minute_start = time.monotonic()
+        sampled = began
         with ThreadPoolExecutor(8) as pool:
-            for number, latency in enumerate(pool.map(self._create, range(total)), 1):
-                latencies.append(latency)
+            pending = [
+                pool.submit(self._paced_create, number, began + number * 60 / self.options.tasks)
+                if minutes
+                else pool.submit(self._create, number)
+                for number in range(total)
+            ]
+            for number, future in enumerate(pending, 1):
+                latencies.append(future.result())
                 if number % 500 == 0:
                     self.progress(f"{number}/{total} tasks accepted")
-                if time.monotonic() - minute_start >= 60:
-                    self.report.create_p99_ms.append(_p99(latencies))
-                    self.report.memory_mb.append(self._server_rss())
-                    latencies, minute_start = [], time.monotonic()
+                if time.monotonic() - sampled >= 60:
+                    self._sample(latencies)
+                    latencies, sampled = [], time.monotonic()
         if latencies:
-            self.report.create_p99_ms.append(_p99(latencies))
-        if deadline is not None:
-            while time.monotonic() < deadline:  # a soak keeps the faults coming to the end
-                time.sleep(1)
+            self._sample(latencies)
+
+    def _paced_create(self, number: int, at: float) -> float:
+        time.sleep(max(at - time.monotonic(), 0))
+        return self._create(number)
+
+    def _sample(self, latencies: list[float]) -> None:
+        self.report.create_p99_ms.append(_p99(latencies))
+        self.report.memory_mb.append(self._server_rss())
+        self.report.agent_memory_mb.append(self._agents_rss())
 
     def _create(self, number: int) -> float:
         """Create task ``number``, retrying with its key until the server answers 2xx."""
@@ -467,6 +482,16 @@ class ChaosRun:
 
     def _violation(self, text: str) -> None:
         self.report.violations.append(text)
+
+    def _agents_rss(self) -> float:
+        """Mean RSS of the running agents, each with its worker processes."""
+        sizes = []
+        for agent in self.agents:
+            with contextlib.suppress(psutil.Error, BenchError):
+                process = psutil.Process(agent.pid)
+                family = [process, *process.children(recursive=True)]
+                sizes.append(sum(float(p.memory_info().rss) for p in family) / 2**20)
+        return round(sum(sizes) / len(sizes), 1) if sizes else 0.0
 
     def _server_rss(self) -> float:
         with contextlib.suppress(psutil.Error, BenchError):

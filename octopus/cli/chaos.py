@@ -33,6 +33,7 @@ def _table(report: ChaosReport) -> Table:
         "faults injected": dict(report.events),
         "extra action starts (each after a lost lease)": report.extra_starts,
         "server RSS per minute (MB)": report.memory_mb,
+        "agent RSS per minute, mean (MB)": report.agent_memory_mb,
         "create p99 per minute (ms)": report.create_p99_ms,
         "elapsed (s)": round(report.elapsed_seconds, 1),
         "invariant violations": len(report.violations),
