@@ -21,6 +21,7 @@ from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor
 from octopus.agent.facts import FactsCollector, local_ip
 from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import PluginCache
+from octopus.agent.prefetch import Prefetch
 from octopus.agent.reports import ReportSender, report_of
 from octopus.agent.slim import FIELDS, exec_slim
 from octopus.agent.state import AgentState
@@ -50,6 +51,8 @@ EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_AUTH = 2
 _DOWNLOAD_ATTEMPTS = 5
+_MAX_CLAIM_SLOTS = 256
+"""The most executions one claim may ask for (``ClaimRequest.slots``)."""
 _EMPTY_CLAIM_PAUSE_SECONDS = 0.5
 """Pause after a claim that came back empty at once, so a server that does not hold the
 long-poll cannot make the agent spin."""
@@ -67,6 +70,7 @@ class Agent:
         join_token: str | None = None,
         labels: Mapping[str, str] | None = None,
         concurrency: int = 2,
+        prefetch: int = 64,
         heartbeat_interval: float = 10.0,
         allow_shell: bool = False,
         claim_wait_seconds: float = 25.0,
@@ -83,6 +87,8 @@ class Agent:
             join_token: Used to enroll when no token is saved in ``state_dir``.
             labels: Labels that tasks can select this agent by.
             concurrency: Executions run at once (one warm worker process each).
+            prefetch: The most executions held beyond ``concurrency``, waiting for a worker,
+                when recent executions were quick (see ``prefetch.Prefetch``); 0 disables.
             heartbeat_interval: Seconds between heartbeats (shortened to half the lease).
             allow_shell: Let the built-in shell plugin run commands.
             claim_wait_seconds: How long the server may hold a claim (long-poll).
@@ -111,8 +117,12 @@ class Agent:
             on_output=self._output.add,
         )
         self._reports = ReportSender(
-            self._client, on_auth_error=self._auth_failed, max_backoff_seconds=max_backoff_seconds
+            self._client,
+            agent_name=name,
+            on_auth_error=self._auth_failed,
+            max_backoff_seconds=max_backoff_seconds,
         )
+        self._prefetch = Prefetch(concurrency=concurrency, maximum=prefetch)
         self._facts = FactsCollector(concurrency=concurrency)
         self._active: dict[int, ClaimedExecution] = {}
         self._runners: set[asyncio.Task[None]] = set()
@@ -126,8 +136,14 @@ class Agent:
 
     @property
     def free_slots(self) -> int:
-        """How many more executions this agent can start now."""
+        """How many workers are free (held executions beyond the workers wait for one)."""
         return max(0, self._concurrency - len(self._active))
+
+    @property
+    def claimable(self) -> int:
+        """How many more executions this agent may hold now: free workers plus claim-ahead."""
+        capacity = self._concurrency + self._prefetch.allowed
+        return min(_MAX_CLAIM_SLOTS, max(0, capacity - len(self._active)))
 
     def stop(self) -> None:
         """Drain: claim nothing more, finish and report running executions, then exit 0.
@@ -346,7 +362,7 @@ class Agent:
 
     async def _claim_once(self) -> ClaimResponse | None:
         """One long-poll; None if it was dropped because a slot freed while it asked for none."""
-        slots = self.free_slots
+        slots = self.claimable
         self._slot_freed.clear()
         request = ClaimRequest(slots=slots, wait_seconds=self._claim_wait_seconds)
         claim = asyncio.create_task(self._client.claim(self.name, request))
@@ -366,6 +382,10 @@ class Agent:
             self._cancel(execution_id)
         for claimed in response.executions:
             self._start(claimed)
+        if response.executions:
+            logger.debug(
+                "Claimed %s execution(s); holding %s", len(response.executions), len(self._active)
+            )
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
@@ -385,7 +405,7 @@ class Agent:
         if claimed.id in self._active:
             return
         self._active[claimed.id] = claimed
-        logger.info(
+        logger.debug(
             "Starting %s.%s",
             claimed.plugin,
             claimed.action,
@@ -396,14 +416,15 @@ class Agent:
         runner.add_done_callback(self._runners.discard)
 
     async def _run_one(self, claimed: ClaimedExecution) -> None:
-        started_at = datetime.now(UTC)
         try:
-            outcome = await self._execute(claimed, started_at)
+            outcome = await self._execute(claimed)
         finally:
             self._output.forget(claimed.id)
             del self._active[claimed.id]
             self._cancel_before_start.discard(claimed.id)
             self._slot_freed.set()
+        if outcome.worker_pid is not None:
+            self._prefetch.record((outcome.finished_at - outcome.started_at).total_seconds())
         logger.info(
             "Execution %s",
             outcome.status.value,
@@ -411,19 +432,15 @@ class Agent:
         )
         self._reports.submit(claimed.id, report_of(outcome))
 
-    async def _execute(self, claimed: ClaimedExecution, started_at: datetime) -> ExecutionOutcome:
+    async def _execute(self, claimed: ClaimedExecution) -> ExecutionOutcome:
         try:
             path = await self._plugin_path(claimed)
         except (OctopusError, OSError) as exc:
             message = f"plugin {claimed.plugin} is not available here: {exc}"
-            return _failed(claimed, started_at, ExecutionError(type="PluginError", message=message))
+            return _ended(claimed, ExecutionStatus.FAILED, "PluginError", message)
         if claimed.id in self._cancel_before_start:
-            return ExecutionOutcome(
-                id=claimed.id,
-                status=ExecutionStatus.CANCELLED,
-                error=ExecutionError(type="Cancelled", message="the execution was cancelled"),
-                started_at=started_at,
-                finished_at=datetime.now(UTC),
+            return _ended(
+                claimed, ExecutionStatus.CANCELLED, "Cancelled", "the execution was cancelled"
             )
         request = ExecutionRequest(
             id=claimed.id,
@@ -471,15 +488,17 @@ class Agent:
                 loop.remove_signal_handler(signum)
 
 
-def _failed(
-    claimed: ClaimedExecution, started_at: datetime, error: ExecutionError
+def _ended(
+    claimed: ClaimedExecution, status: ExecutionStatus, kind: str, message: str
 ) -> ExecutionOutcome:
+    """The outcome of an execution that ended before any worker took it."""
+    now = datetime.now(UTC)
     return ExecutionOutcome(
         id=claimed.id,
-        status=ExecutionStatus.FAILED,
-        error=error,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
+        status=status,
+        error=ExecutionError(type=kind, message=message),
+        started_at=now,
+        finished_at=now,
     )
 
 
@@ -510,6 +529,7 @@ def run_agent_with(options: Mapping[str, Any]) -> int:
         join_token=options["join_token"],
         labels=options["labels"],
         concurrency=options["concurrency"],
+        prefetch=options["prefetch"],
         state_dir=Path(options["state_dir"]),
         heartbeat_interval=options["heartbeat_interval"],
         allow_shell=options["allow_shell"],

@@ -104,6 +104,8 @@ class Executor:
         self._numbers = itertools.count(1)
         self._on_output = on_output
         self._output_interval_seconds = output_interval_seconds
+        self._following: dict[int, OutputFollower] = {}
+        self._follower: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready.
@@ -122,6 +124,8 @@ class Executor:
         if failures:
             await self.close()
             raise WorkerError(f"cannot start workers: {failures[0]}")
+        if self._on_output is not None:
+            self._follower = asyncio.create_task(self._follow_output(self._on_output))
 
     async def __aenter__(self) -> Self:
         await self.start()
@@ -156,29 +160,35 @@ class Executor:
     async def run(self, request: ExecutionRequest) -> ExecutionOutcome:
         """Run one execution in a free worker and return how it ended (never raises for it).
 
-        Waits for a free worker if all are busy. A timeout or a cancel kills the worker's whole
-        process tree; the outcome is then ``timed_out`` or ``cancelled``.
+        Waits for a free worker if all are busy; a cancel while it waits ends it ``cancelled``
+        at once. A timeout or a cancel while it runs kills the worker's whole process tree; the
+        outcome is then ``timed_out`` or ``cancelled``. Its ``started_at`` is when a worker
+        took it (or when it ended, if none did).
         """
         if request.id in self._stops:
             raise ValueError(f"execution {request.id} is already running")
         stop = self._stops[request.id] = asyncio.Event()
-        started_at = datetime.now(UTC)
         try:
-            worker = await self._acquire()
-        except WorkerError as exc:
-            del self._stops[request.id]
-            return _outcome(request, started_at, ExecutionStatus.FAILED, error=_error(exc))
-        try:
-            return await self._drive(worker, request, stop)
+            try:
+                worker = await self._acquire(stop)
+            except WorkerError as exc:
+                return _outcome(request, ExecutionStatus.FAILED, error=_error(exc))
+            if worker is None:
+                return _outcome(request, ExecutionStatus.CANCELLED)
+            try:
+                return await self._drive(worker, request, stop)
+            finally:
+                self._release(worker)
         finally:
             del self._stops[request.id]
-            self._release(worker)
 
     async def close(self) -> None:
         """Stop all workers: close their input, wait briefly, then kill what is left."""
-        for task in self._background:
+        tasks = [*self._background, *([self._follower] if self._follower else [])]
+        self._follower = None
+        for task in tasks:
             task.cancel()
-        await asyncio.gather(*self._background, return_exceptions=True)
+        await asyncio.gather(*tasks, return_exceptions=True)
         await asyncio.gather(*(worker.close() for worker in self._workers))
         self._workers.clear()
 
@@ -189,8 +199,14 @@ class Executor:
         self._workers.add(worker)
         return worker
 
-    async def _acquire(self) -> WorkerProcess:
-        worker = await self._idle.get()
+    async def _acquire(self, stop: asyncio.Event) -> WorkerProcess | None:
+        """A ready worker, or None if ``stop`` is set before one is free."""
+        try:
+            worker = self._idle.get_nowait()
+        except asyncio.QueueEmpty:
+            stopped, worker = await self._wait_idle(stop)
+            if stopped:
+                return None
         if worker is not None and worker.alive:
             return worker
         try:
@@ -198,6 +214,25 @@ class Executor:
         except WorkerError:
             self._idle.put_nowait(None)
             raise
+
+    async def _wait_idle(self, stop: asyncio.Event) -> tuple[bool, WorkerProcess | None]:
+        """Whether ``stop`` came first, else the queue's next entry (a worker, or None)."""
+        getter = asyncio.ensure_future(self._idle.get())
+        stopped = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopped.cancel()
+            if not getter.done():
+                # Queue.get hands a worker it was woken for to the next getter when cancelled.
+                getter.cancel()
+        if not getter.done():
+            return True, None
+        worker = getter.result()
+        if stop.is_set():
+            self._idle.put_nowait(worker)
+            return True, None
+        return False, worker
 
     def _release(self, worker: WorkerProcess) -> None:
         if worker.alive:
@@ -223,7 +258,8 @@ class Executor:
         log_path = self._work_dir / f"execution-{request.id}-{next(self._numbers)}.log"
         started_at = datetime.now(UTC)
         error: ExecutionError | None = None
-        follow = self._follow(request.id, log_path) if self._on_output else None
+        if self._on_output is not None:
+            self._following[request.id] = OutputFollower(log_path)
         try:
             status, reply = await self._exchange(worker, request, log_path, stop)
         except WorkerError as exc:
@@ -233,28 +269,40 @@ class Executor:
             await worker.kill_tree()
             raise
         finally:
-            if follow is not None:
-                follow.cancel()
+            self._following.pop(request.id, None)
             log, truncated = read_bounded_log(log_path)
             with contextlib.suppress(FileNotFoundError):
                 log_path.unlink()
-        outcome = _outcome(request, started_at, status, reply=reply, worker=worker, error=error)
-        return _with_log(outcome, log, truncated)
+        return _outcome(
+            request,
+            status,
+            started_at=started_at,
+            reply=reply,
+            worker=worker,
+            error=error,
+            log=log,
+            log_truncated=truncated,
+        )
 
-    def _follow(self, execution_id: int, log_path: Path) -> asyncio.Task[None]:
-        """Pass new output of a running execution to ``on_output`` every interval."""
-        assert self._on_output is not None
-        follower = OutputFollower(log_path)
-        on_output = self._on_output
+    async def _follow_output(self, on_output: OutputCallback) -> None:
+        """Pass new output of every running execution to ``on_output``, every interval.
 
-        async def follow() -> None:
-            while not follower.exhausted:
-                await asyncio.sleep(self._output_interval_seconds)
-                text = follower.read_new()
+        One loop for all executions: a task of its own per execution would cost more than
+        most executions take.
+        """
+        while True:
+            await asyncio.sleep(self._output_interval_seconds)
+            for execution_id, follower in list(self._following.items()):
+                if follower.exhausted:
+                    continue
+                try:
+                    text = follower.read_new()
+                except OSError as exc:
+                    extra = {"execution": execution_id}
+                    logger.debug("Cannot read live output: %s", exc, extra=extra)
+                    continue
                 if text:
                     on_output(execution_id, text)
-
-        return asyncio.create_task(follow())
 
     async def _exchange(
         self, worker: WorkerProcess, request: ExecutionRequest, log_path: Path, stop: asyncio.Event
@@ -305,24 +353,29 @@ def _reply_status(reply: Message | None, execution_id: int) -> ExecutionStatus:
 
 def _outcome(
     request: ExecutionRequest,
-    started_at: datetime,
     status: ExecutionStatus,
     *,
+    started_at: datetime | None = None,
     reply: Message | None = None,
     worker: WorkerProcess | None = None,
     error: ExecutionError | None = None,
+    log: str = "",
+    log_truncated: bool = False,
 ) -> ExecutionOutcome:
     if reply is not None and reply.get("error"):
         error = ExecutionError(**reply["error"])
     elif error is None:
         error = _stop_error(status, request, worker)
+    finished_at = datetime.now(UTC)
     return ExecutionOutcome(
         id=request.id,
         status=status,
         result=reply.get("result") if reply is not None else None,
         error=error,
-        started_at=started_at,
-        finished_at=datetime.now(UTC),
+        log=log,
+        log_truncated=log_truncated,
+        started_at=finished_at if started_at is None else started_at,
+        finished_at=finished_at,
         worker_pid=worker.pid if worker is not None else None,
     )
 
@@ -345,20 +398,6 @@ def _stop_error(
 
 def _error(exc: BaseException) -> ExecutionError:
     return ExecutionError(type=type(exc).__name__, message=str(exc))
-
-
-def _with_log(outcome: ExecutionOutcome, log: str, truncated: bool) -> ExecutionOutcome:
-    return ExecutionOutcome(
-        id=outcome.id,
-        status=outcome.status,
-        result=outcome.result,
-        error=outcome.error,
-        log=log,
-        log_truncated=truncated,
-        started_at=outcome.started_at,
-        finished_at=outcome.finished_at,
-        worker_pid=outcome.worker_pid,
-    )
 
 
 class OutputFollower:

@@ -26,6 +26,7 @@ FIELDS = (
     "join_token",
     "labels",
     "concurrency",
+    "prefetch",
     "state_dir",
     "heartbeat_interval",
     "allow_shell",

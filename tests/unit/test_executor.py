@@ -233,6 +233,44 @@ def test_cancel_stops_a_running_execution(tmp_path: Path) -> None:
     run_with_executor(tmp_path, scenario)
 
 
+def test_a_cancel_ends_an_execution_waiting_for_a_worker_at_once(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    async def scenario(h: Harness) -> None:
+        busy = h.request("tree", str(marker))
+        running = asyncio.create_task(h.executor.run(busy))
+        await async_wait_for(marker.exists, 10, "the first action to start")
+        waiting = h.request("echo", 1)
+        queued = asyncio.create_task(h.executor.run(waiting))
+        await async_wait_for(lambda: waiting.id in h.executor.running, 5, "the second to wait")
+        assert h.executor.cancel(waiting.id)
+        outcome = await asyncio.wait_for(queued, 2)  # the worker stays busy for 300 s
+        assert outcome.status is ExecutionStatus.CANCELLED
+        assert outcome.worker_pid is None and outcome.error is not None
+        assert not running.done()
+        h.executor.cancel(busy.id)
+        assert (await running).status is ExecutionStatus.CANCELLED
+        after = await h.run("echo", 2)  # the worker freed by the cancel was not lost
+        assert after.status is ExecutionStatus.SUCCEEDED
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_an_execution_that_waited_starts_when_a_worker_takes_it(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    async def scenario(h: Harness) -> None:
+        first = asyncio.create_task(h.run("tree", str(marker), timeout=0.5))
+        await async_wait_for(marker.exists, 10, "the first action to start")
+        second = await h.run("echo", 1)
+        ended = await first
+        assert ended.status is ExecutionStatus.TIMED_OUT
+        assert second.status is ExecutionStatus.SUCCEEDED
+        assert second.started_at >= ended.finished_at
+
+    run_with_executor(tmp_path, scenario)
+
+
 def test_worker_is_reused_and_keeps_module_state(tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         first, second = await h.run("pid"), await h.run("pid")
