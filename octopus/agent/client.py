@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import TypeVar
 
 import httpx
@@ -22,6 +23,7 @@ from octopus.schemas.agents import (
     OutputChunk,
     ReportAck,
 )
+from octopus.schemas.reports import ReportBatchAck
 
 logger = logging.getLogger(__name__)
 
@@ -120,6 +122,18 @@ class AgentClient:
         except Conflict as exc:
             raise Fenced(exc.message) from None
         return _parse(response, ReportAck)
+
+    async def report_many(self, name: str, encoded: Sequence[bytes]) -> ReportBatchAck:
+        """Report several outcomes in one request; the answer has one result per report.
+
+        Args:
+            name: This agent's name.
+            encoded: Each a ``BatchedReport`` as JSON (the caller encodes each once, to know
+                the size of a batch before sending it).
+        """
+        content = b'{"reports":[' + b",".join(encoded) + b"]}"
+        response = await self._send("POST", f"/agents/{name}/reports", content=content)
+        return _parse(response, ReportBatchAck)
 
     async def send_output(self, execution_id: int, chunk: OutputChunk) -> None:
         """Send new output of a running execution.

@@ -32,7 +32,12 @@ class FakeServer:
         self.cancel: list[int] = []
         self.reports: dict[int, dict[str, Any]] = {}
         self.heartbeats: list[dict[str, Any]] = []
+        self.batches: list[list[int]] = []
+        self.claims: list[int] = []
         self.report_failures = 0
+        self.report_delay = 0.0
+        self.batch_status = 200
+        self.singles: list[int] = []
         self.report_status = 200
         self.revoked = False
         self.wake = asyncio.Event()
@@ -72,6 +77,9 @@ class FakeServer:
             return httpx.Response(200, json=ack)
         if path.endswith("/claim"):
             return await self._claim(body)
+        if path.endswith("/reports"):
+            await asyncio.sleep(self.report_delay)
+            return self._report_many(body["reports"])
         if path.startswith("/executions/"):
             return self._report(int(path.split("/")[2]), body)
         if path == "/plugins/calc/source":
@@ -81,6 +89,7 @@ class FakeServer:
         return httpx.Response(404, json={"error": "not_found", "message": path})
 
     async def _claim(self, body: dict[str, Any]) -> httpx.Response:
+        self.claims.append(body["slots"])
         if not self.work and not self.cancel:
             self.wake.clear()
             try:
@@ -91,7 +100,25 @@ class FakeServer:
         cancel, self.cancel = self.cancel, []
         return httpx.Response(200, json={"executions": executions, "cancel": cancel})
 
+    def _report_many(self, reports: list[dict[str, Any]]) -> httpx.Response:
+        self.batches.append([report["execution_id"] for report in reports])
+        if self.batch_status != 200:
+            return httpx.Response(self.batch_status, json={"error": "invalid", "message": "no"})
+        if self.report_failures > 0:
+            self.report_failures -= 1
+            return httpx.Response(503, json={"error": "unavailable", "message": "db down"})
+        results = []
+        for report in reports:
+            execution_id = report.pop("execution_id")
+            if self.report_status == 409:
+                results.append({"id": execution_id, "refused": "fenced", "reason": "lease lost"})
+            else:
+                self.reports[execution_id] = report
+                results.append({"id": execution_id, "status": report["status"]})
+        return httpx.Response(200, json={"results": results})
+
     def _report(self, execution_id: int, body: dict[str, Any]) -> httpx.Response:
+        self.singles.append(execution_id)
         if self.report_failures > 0:
             self.report_failures -= 1
             return httpx.Response(503, json={"error": "unavailable", "message": "db down"})
@@ -122,11 +149,13 @@ def make_agent(server: FakeServer, state_dir: Path, **overrides: Any) -> Agent:
 Scenario = Callable[[FakeServer, Agent], Awaitable[None]]
 
 
-def run_scenario(tmp_path: Path, scenario: Scenario, server: FakeServer | None = None) -> int:
+def run_scenario(
+    tmp_path: Path, scenario: Scenario, server: FakeServer | None = None, **overrides: Any
+) -> int:
     server = server or FakeServer()
 
     async def main() -> int:
-        agent = make_agent(server, tmp_path / "state")
+        agent = make_agent(server, tmp_path / "state", **overrides)
         running = asyncio.create_task(agent.run())
         try:
             await scenario(server, agent)
@@ -251,3 +280,91 @@ def test_the_saved_token_is_reused_without_enrolling(tmp_path: Path) -> None:
         return await asyncio.wait_for(running, 10)
 
     assert asyncio.run(main()) == 0
+
+
+def test_quick_executions_are_claimed_ahead_of_free_workers(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(1, "add", 1, 1)
+        await async_wait_for(lambda: 1 in server.reports, 15, "the first report")
+        assert server.claims[0] == 2  # nothing is known yet: one per worker
+        await async_wait_for(lambda: server.claims[-1] > 2, 5, "a claim ahead")
+        for execution_id in range(2, 42):
+            server.queue(execution_id, "add", execution_id, 0)
+        await async_wait_for(lambda: len(server.reports) == 41, 20, "every report")
+        assert all(server.reports[n]["result"] == n for n in range(2, 42))
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_slow_executions_are_not_claimed_ahead(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(1, "nap", 0.6)
+        await async_wait_for(lambda: 1 in server.reports, 15, "the report")
+        claims = len(server.claims)
+        await async_wait_for(lambda: len(server.claims) > claims, 5, "the next claim")
+        assert max(server.claims) == 2
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_prefetch_zero_claims_only_for_free_workers(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        for execution_id in range(1, 6):
+            server.queue(execution_id, "add", 1, 1)
+        await async_wait_for(lambda: len(server.reports) == 5, 15, "every report")
+        assert max(server.claims) == 2
+
+    assert run_scenario(tmp_path, scenario, prefetch=0) == 0
+
+
+def test_a_cancel_ends_a_claimed_ahead_execution_without_waiting_for_a_worker(
+    tmp_path: Path,
+) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(1, "add", 1, 1)
+        await async_wait_for(lambda: 1 in server.reports, 15, "the first report")
+        await async_wait_for(lambda: server.claims[-1] > 1, 5, "a claim ahead")
+        server.queue(2, "nap", 60)
+        server.queue(3, "nap", 60)
+        # 3 is held while it waits for the only worker
+        await async_wait_for(lambda: agent._executor.running == (2, 3), 5, "both held")
+        server.cancel.append(3)
+        server.wake.set()
+        await async_wait_for(lambda: 3 in server.reports, 3, "the waiting one cancelled")
+        assert server.reports[3]["status"] == "cancelled"
+        assert 2 not in server.reports
+        server.cancel.append(2)
+        server.wake.set()
+        await async_wait_for(lambda: 2 in server.reports, 10, "the running one cancelled")
+
+    assert run_scenario(tmp_path, scenario, concurrency=1) == 0
+
+
+def test_reports_that_finish_together_travel_in_one_request(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.report_delay = 0.3
+
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        for execution_id in range(1, 11):
+            server.queue(execution_id, "add", execution_id, 1)
+        await async_wait_for(lambda: len(server.reports) == 10, 15, "every report")
+
+    assert run_scenario(tmp_path, scenario, server) == 0
+    assert len(server.batches) < 10 and max(map(len, server.batches)) > 1
+    sent = [execution_id for batch in server.batches for execution_id in batch]
+    assert sorted(sent) == list(range(1, 11))  # each report sent once
+    assert server.singles == []
+
+
+def test_a_refused_batch_is_sent_again_one_report_at_a_time(tmp_path: Path) -> None:
+    server = FakeServer()
+    server.batch_status = 422
+
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(1, "add", 1, 1)
+        server.queue(2, "add", 2, 2)
+        await async_wait_for(lambda: len(server.reports) == 2, 15, "both reports")
+
+    assert run_scenario(tmp_path, scenario, server) == 0
+    assert sorted(server.singles) == [1, 2]
+    assert (server.reports[1]["result"], server.reports[2]["result"]) == (2, 4)
