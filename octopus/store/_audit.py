@@ -26,9 +26,12 @@ def _values(note: AuditNote, now: datetime) -> dict[str, Any]:
     }
 
 
+_INSERT = insert(audit_log)
+
+
 def record(conn: Connection, note: AuditNote, *, now: datetime) -> None:
     """Insert one entry on ``conn``: it commits or rolls back with the change it records."""
-    conn.execute(insert(audit_log).values(**_values(note, now)))
+    conn.execute(_INSERT, _values(note, now))
 
 
 def note(

@@ -14,7 +14,7 @@ from octopus.core.states import EXECUTION_TRANSITIONS, check_transition, sources
 from octopus.errors import Fenced
 from octopus.store._dialect import lock_for_claim
 from octopus.store._records import execution_from_row
-from octopus.store._settle import clean_log, conclude, end_execution, values
+from octopus.store._settle import clean_log, conclude, end_execution, start_runs, values
 from octopus.store._tasks import get_execution
 from octopus.store.base import Claimed, Outcome, Wake
 from octopus.store.tables import agents, executions, plugins, tasks
@@ -33,12 +33,7 @@ _CANDIDATE = select(
     tasks.c.kwargs,
     tasks.c.timeout_seconds,
     tasks.c.labels,
-    plugins.c.sha256,
-).select_from(
-    executions.join(tasks, tasks.c.id == executions.c.task_id).outerjoin(
-        plugins, plugins.c.name == tasks.c.plugin
-    )
-)
+).select_from(executions.join(tasks, tasks.c.id == executions.c.task_id))
 
 
 # The claim's statements are built once with bound parameters: building and coercing them on
@@ -47,21 +42,45 @@ _NOW = bindparam("b_now", type_=executions.c.not_before.type)
 _AGENT_ROW = select(agents.c.status, agents.c.labels).where(
     agents.c.name == bindparam("b_agent"), agents.c.revoked_at.is_(None)
 )
-_DUE = _CANDIDATE.where(
-    executions.c.status == ExecutionStatus.QUEUED.value, executions.c.not_before <= _NOW
-).order_by(executions.c.id)
+_DUE_ANYONE = (
+    executions.c.status == ExecutionStatus.QUEUED.value,
+    executions.c.not_before <= _NOW,
+    executions.c.agent.is_(None),
+    executions.c.ownership == Ownership.ANYONE.value,
+)
 _ASSIGNED = lock_for_claim(
-    _DUE.where(executions.c.agent == bindparam("b_agent")).limit(bindparam("b_limit")),
+    _CANDIDATE.where(
+        executions.c.status == ExecutionStatus.QUEUED.value,
+        executions.c.not_before <= _NOW,
+        executions.c.agent == bindparam("b_agent"),
+    )
+    .order_by(executions.c.id)
+    .limit(bindparam("b_limit")),
     of=executions,
 )
-_UNASSIGNED = _DUE.where(
-    executions.c.agent.is_(None), executions.c.ownership == Ownership.ANYONE.value
+_UNASSIGNED_MATCHED = lock_for_claim(
+    _CANDIDATE.where(*_DUE_ANYONE, executions.c.id.in_(bindparam("b_ids", expanding=True)))
+    .order_by(executions.c.id)
+    .limit(bindparam("b_limit")),
+    of=executions,
 )
-_UNASSIGNED_PAGE = _UNASSIGNED.where(executions.c.id > bindparam("b_after")).limit(SCAN_PAGE)
+_UNASSIGNED_PAGE = (
+    select(executions.c.id, tasks.c.labels)
+    .select_from(executions.join(tasks, tasks.c.id == executions.c.task_id))
+    .where(*_DUE_ANYONE, executions.c.id > bindparam("b_after"))
+    .order_by(executions.c.id)
+    .limit(SCAN_PAGE)
+)
+_CURRENT_SHA256 = (
+    select(plugins.c.sha256)
+    .select_from(tasks.join(plugins, plugins.c.name == tasks.c.plugin))
+    .where(tasks.c.id == executions.c.task_id)
+    .scalar_subquery()
+)
 _START = (
     update(executions)
     .where(
-        executions.c.id == bindparam("b_id"),
+        executions.c.id.in_(bindparam("b_ids", expanding=True)),
         executions.c.status.in_(values(sources_of(EXECUTION_TRANSITIONS, ExecutionStatus.RUNNING))),
         or_(executions.c.agent == bindparam("b_agent"), executions.c.agent.is_(None)),
     )
@@ -70,7 +89,7 @@ _START = (
         agent=bindparam("b_agent"),
         started_at=bindparam("b_started", type_=executions.c.started_at.type),
         lease_expires_at=bindparam("b_lease", type_=executions.c.lease_expires_at.type),
-        plugin_sha256=bindparam("b_sha256"),
+        plugin_sha256=_CURRENT_SHA256,
     )
     .returning(*executions.c)
 )
@@ -86,18 +105,28 @@ def claim_executions(
     candidates = list(conn.execute(_ASSIGNED, {"b_agent": agent, "b_now": now, "b_limit": slots}))
     if len(candidates) < slots:
         candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=now)
-    lease_expires_at = now + timedelta(seconds=lease_seconds)
-    claimed: list[Claimed] = []
-    failed: list[Execution] = []
-    for candidate in candidates:
-        started = _start(conn, candidate, agent=agent, now=now, lease_expires_at=lease_expires_at)
-        if started is None:
-            continue
-        if candidate.sha256 is None:
-            failed += _fail_missing_plugin(conn, started, agent=agent, now=now)
-        else:
-            claimed.append(_claimed(started, candidate))
-    conclude(conn, failed, now=now, also=[c.execution.run_id for c in claimed])
+    if not candidates:
+        return []
+    params = {
+        "b_ids": [candidate.id for candidate in candidates],
+        "b_agent": agent,
+        "b_started": now,
+        "b_lease": now + timedelta(seconds=lease_seconds),
+    }
+    started = sorted(
+        (execution_from_row(row) for row in conn.execute(_START, params).mappings()),
+        key=lambda execution: execution.id,
+    )
+    by_id = {candidate.id: candidate for candidate in candidates}
+    claimed = [_claimed(e, by_id[e.id]) for e in started if e.plugin_sha256 is not None]
+    failed = [
+        ended
+        for execution in started
+        if execution.plugin_sha256 is None
+        for ended in _fail_missing_plugin(conn, execution, agent=agent, now=now)
+    ]
+    conclude(conn, failed, now=now)
+    start_runs(conn, (c.execution.run_id for c in claimed), now=now)
     return claimed
 
 
@@ -106,8 +135,9 @@ def _unassigned(
 ) -> list[Row[Any]]:
     """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy.
 
-    Labels are matched in Python over an unlocked scan; only the matches are then locked, so
-    a claim never holds rows it will not take (which would starve concurrent claimers).
+    Labels are matched in Python over an unlocked scan of ids and labels only; the matches
+    are then locked and read whole, so a claim never holds rows it will not take (which would
+    starve concurrent claimers).
     """
     matched: list[int] = []
     after = 0
@@ -119,23 +149,8 @@ def _unassigned(
         after = page[-1].id
     if not matched:
         return []
-    stmt = _UNASSIGNED.where(executions.c.id.in_(matched)).limit(slots)
-    return list(conn.execute(lock_for_claim(stmt, of=executions), {"b_now": now}))
-
-
-def _start(
-    conn: Connection, candidate: Row[Any], *, agent: str, now: datetime, lease_expires_at: datetime
-) -> Execution | None:
-    """Guarded move of a queued execution (its own or unassigned) to running on ``agent``."""
-    params = {
-        "b_id": candidate.id,
-        "b_agent": agent,
-        "b_started": now,
-        "b_lease": lease_expires_at,
-        "b_sha256": candidate.sha256,
-    }
-    row = conn.execute(_START, params).mappings().first()
-    return execution_from_row(row) if row is not None else None
+    params = {"b_now": now, "b_ids": matched, "b_limit": slots}
+    return list(conn.execute(_UNASSIGNED_MATCHED, params))
 
 
 def _fail_missing_plugin(
@@ -148,6 +163,7 @@ def _fail_missing_plugin(
 
 
 def _claimed(execution: Execution, candidate: Row[Any]) -> Claimed:
+    assert execution.plugin_sha256 is not None  # claims without a plugin fail instead
     return Claimed(
         execution=execution,
         plugin=candidate.plugin,
@@ -155,7 +171,7 @@ def _claimed(execution: Execution, candidate: Row[Any]) -> Claimed:
         args=candidate.args,
         kwargs=candidate.kwargs,
         timeout_seconds=candidate.timeout_seconds,
-        plugin_sha256=candidate.sha256,
+        plugin_sha256=execution.plugin_sha256,
     )
 
 

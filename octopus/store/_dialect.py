@@ -13,6 +13,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+SQLITE_POOL_SIZE = 40
 WRITE_OPTION = "octopus_write"
 """Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)."""
 
@@ -29,7 +30,11 @@ def engine_for(url: str) -> Engine:
     parsed = make_url(url)
     backend = parsed.get_backend_name()
     if backend == "sqlite":
-        engine = create_engine(parsed.set(drivername="sqlite+pysqlite"))
+        # As many pooled connections as the server's worker threads (anyio's 40): a connection
+        # opened past the pool is closed after use, and reopening costs its PRAGMAs each time.
+        engine = create_engine(
+            parsed.set(drivername="sqlite+pysqlite"), pool_size=SQLITE_POOL_SIZE, max_overflow=10
+        )
         _configure_sqlite(engine)
         return engine
     if backend in ("postgresql", "postgres"):

@@ -20,25 +20,27 @@ ACTIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
 """Execution statuses that count toward an agent's load."""
 
 
+_ASSIGNED = (
+    select(executions.c.agent, func.count().label("n"))
+    .where(executions.c.status.in_(values(ACTIVE)), executions.c.agent.is_not(None))
+    .group_by(executions.c.agent)
+    .subquery()
+)
+_AGENT_LOADS = (
+    select(
+        agents.c.name,
+        agents.c.status,
+        agents.c.labels,
+        agents.c.concurrency,
+        func.coalesce(_ASSIGNED.c.n, 0).label("assigned"),
+    )
+    .outerjoin(_ASSIGNED, _ASSIGNED.c.agent == agents.c.name)
+    .where(agents.c.revoked_at.is_(None))
+)
+
+
 def agent_loads(conn: Connection) -> list[AgentLoad]:
     """Every agent that is not revoked, with the executions queued or running on it."""
-    assigned = (
-        select(executions.c.agent, func.count().label("n"))
-        .where(executions.c.status.in_(values(ACTIVE)), executions.c.agent.is_not(None))
-        .group_by(executions.c.agent)
-        .subquery()
-    )
-    stmt = (
-        select(
-            agents.c.name,
-            agents.c.status,
-            agents.c.labels,
-            agents.c.concurrency,
-            func.coalesce(assigned.c.n, 0).label("assigned"),
-        )
-        .outerjoin(assigned, assigned.c.agent == agents.c.name)
-        .where(agents.c.revoked_at.is_(None))
-    )
     return [
         AgentLoad(
             name=row.name,
@@ -47,7 +49,7 @@ def agent_loads(conn: Connection) -> list[AgentLoad]:
             concurrency=row.concurrency,
             assigned=row.assigned,
         )
-        for row in conn.execute(stmt)
+        for row in conn.execute(_AGENT_LOADS)
     ]
 
 

@@ -137,44 +137,58 @@ def conclude(
     ``also`` names more runs to settle in the same ordered pass (so locks never cross).
     """
     wake = Wake()
-    for execution in ended:
-        wake |= _retry(conn, execution, now=now)
+    if ended:
+        owners = {row.run_id: row for row in conn.execute(_OWNERS, {"p_ids": _ids(ended)})}
+        for execution in ended:
+            wake |= _retry(conn, execution, owners[execution.run_id], now=now)
     settle_runs(conn, [*(e.run_id for e in ended), *also], now=now)
     return wake
 
 
-_TASK = select(tasks).where(tasks.c.id == bindparam("p_id"))
-_FIRE_TIME = select(runs.c.fire_time).where(runs.c.id == bindparam("p_id"))
+def _ids(ended: Sequence[Execution]) -> list[int]:
+    return sorted({execution.run_id for execution in ended})
+
+
+_OWNERS = (
+    select(tasks, runs.c.id.label("run_id"), runs.c.fire_time.label("run_fire_time"))
+    .join(runs, runs.c.task_id == tasks.c.id)
+    .where(runs.c.id.in_(bindparam("p_ids", expanding=True)))
+)
+"""Each ended execution's task (its retry policy) and run fire time, for a batch at once."""
 _CHAIN = select(executions.c.id, executions.c.retry_of, executions.c.status).where(
     executions.c.run_id == bindparam("p_run_id")
 )
-_RUN_TO_SETTLE = lock_row(
-    select(runs.c.status, runs.c.task_id).where(runs.c.id == bindparam("p_id"))
+_RUNS_TO_SETTLE = lock_row(
+    select(runs.c.id, runs.c.status, runs.c.task_id)
+    .where(runs.c.id.in_(bindparam("p_ids", expanding=True)))
+    .order_by(runs.c.id)
 )
-_RUN_EXECUTIONS = select(executions).where(executions.c.run_id == bindparam("p_run_id"))
-_TASK_TO_SETTLE = lock_row(
-    select(tasks.c.type, tasks.c.status).where(tasks.c.id == bindparam("p_id"))
+_RUNS_EXECUTIONS = select(executions).where(
+    executions.c.run_id.in_(bindparam("p_ids", expanding=True))
+)
+_TASKS_TO_SETTLE = lock_row(
+    select(tasks.c.id, tasks.c.type, tasks.c.status)
+    .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
+    .order_by(tasks.c.id)
 )
 _SETTLE_TASK = (
     update(tasks)
     .where(tasks.c.id == bindparam("p_id"))
     .values(
-        status=case(
-            (tasks.c.status.notin_(values(TASK_TERMINAL)), _param(tasks.c.status)),
-            else_=tasks.c.status,
-        ),
+        status=_param(tasks.c.status),
         last_run_status=_param(tasks.c.last_run_status),
         updated_at=_param(tasks.c.updated_at),
     )
 )
+_NEVER_RETRIED = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.CANCELLED})
 
 
-def _retry(conn: Connection, ended: Execution, *, now: datetime) -> Wake:
-    row = conn.execute(_TASK, {"p_id": ended.task_id}).mappings().one()
-    _record_start(conn, ended, TaskType(row["type"]))
-    if row["status"] == TaskStatus.CANCELLED.value:
+def _retry(conn: Connection, ended: Execution, owner: Any, *, now: datetime) -> Wake:
+    task_type = TaskType(owner.type)
+    _record_start(conn, ended, task_type, owner.run_fire_time)
+    if owner.status == TaskStatus.CANCELLED.value or ended.status in _NEVER_RETRIED:
         return Wake()
-    spec = spec_from_row(row)
+    spec = spec_from_row(owner._mapping)
     plan = plan_retry(
         outcome=ended.status,
         ownership=ended.ownership,
@@ -202,17 +216,19 @@ def _retry(conn: Connection, ended: Execution, *, now: datetime) -> Wake:
     return wake_for(plan.agent)
 
 
-def _record_start(conn: Connection, ended: Execution, task_type: TaskType) -> None:
+def _record_start(
+    conn: Connection, ended: Execution, task_type: TaskType, fire_time: datetime | None
+) -> None:
     """Note when an ended execution was queued and started (and its run's fire time, for the
     first execution of a scheduled run) for the listener, if the transaction collects them."""
     changes = changes_of(conn)
     if changes is None or ended.started_at is None:
         return
-    fire_time = None
-    if task_type is not TaskType.ADHOC and ended.retry_of is None:
-        fire_time = conn.execute(_FIRE_TIME, {"p_id": ended.run_id}).scalar_one()
+    scheduled = task_type is not TaskType.ADHOC and ended.retry_of is None
     record = ExecutionStarted(
-        queued_at=ended.queued_at, started_at=ended.started_at, fire_time=fire_time
+        queued_at=ended.queued_at,
+        started_at=ended.started_at,
+        fire_time=fire_time if scheduled else None,
     )
     changes.started.append(record)
 
@@ -233,20 +249,56 @@ def _history(conn: Connection, ended: Execution) -> AttemptHistory:
 
 
 def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> None:
-    """Bring each run's status in line with its executions, in id order (no lock cycles)."""
-    for run_id in sorted(set(run_ids)):
-        _settle_run(conn, run_id, now=now)
+    """Bring each run's status in line with its executions, then their tasks'.
 
-
-def _settle_run(conn: Connection, run_id: int, *, now: datetime) -> None:
-    run = conn.execute(_RUN_TO_SETTLE, {"p_id": run_id}).one()
-    rows = conn.execute(_RUN_EXECUTIONS, {"p_run_id": run_id}).mappings()
-    rollup = roll_up([execution_from_row(row) for row in rows])
-    if rollup.status.value == run.status:
+    A batch costs a handful of statements whatever its size: runs are read (and locked, on
+    PostgreSQL) in id order, then their tasks in id order, so concurrent settles never lock
+    in a cycle.
+    """
+    ids = sorted(set(run_ids))
+    if not ids:
         return
-    reason = rollup.summary() if rollup.status in RUN_TERMINAL else None
-    if move_run(conn, run_id, rollup.status, now=now, reason=reason):
-        settle_task(conn, run.task_id, rollup.status, now=now)
+    by_run: dict[int, list[Execution]] = {run_id: [] for run_id in ids}
+    current = list(conn.execute(_RUNS_TO_SETTLE, {"p_ids": ids}))
+    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}).mappings():
+        by_run[row["run_id"]].append(execution_from_row(row))
+    moved: list[tuple[int, RunStatus]] = []
+    for run in current:
+        rollup = roll_up(by_run[run.id])
+        if rollup.status.value == run.status:
+            continue
+        reason = rollup.summary() if rollup.status in RUN_TERMINAL else None
+        if move_run(conn, run.id, rollup.status, now=now, reason=reason):
+            moved.append((run.task_id, rollup.status))
+    settle_tasks(conn, moved, now=now)
+
+
+def settle_tasks(
+    conn: Connection, moved: Sequence[tuple[int, RunStatus]], *, now: datetime
+) -> None:
+    """Record runs' new statuses on their tasks, in the order given (a task with several
+    moved runs ends with the last one's); a finished or cancelled task keeps its status."""
+    if not moved:
+        return
+    found = conn.execute(_TASKS_TO_SETTLE, {"p_ids": sorted({task for task, _ in moved})})
+    task_rows = {row.id: row for row in found}
+    status = {task_id: TaskStatus(row.status) for task_id, row in task_rows.items()}
+    last_run: dict[int, RunStatus] = {}
+    for task_id, run_status in moved:
+        if status[task_id] not in TASK_TERMINAL:  # read under lock: no one changes it now
+            task_type = TaskType(task_rows[task_id].type)
+            status[task_id] = task_status_after(task_type, status[task_id], run_status)
+        last_run[task_id] = run_status
+    params = [
+        {
+            "p_id": task_id,
+            "p_status": status[task_id].value,
+            "p_last_run_status": run_status.value,
+            "p_updated_at": now,
+        }
+        for task_id, run_status in sorted(last_run.items())
+    ]
+    conn.execute(_SETTLE_TASK, params)
 
 
 @cache
@@ -286,12 +338,25 @@ def move_run(
 
 def settle_task(conn: Connection, task_id: int, run_status: RunStatus, *, now: datetime) -> None:
     """Record a run's new status on its task; a finished or cancelled task keeps its status."""
-    task = conn.execute(_TASK_TO_SETTLE, {"p_id": task_id}).one()
-    new = task_status_after(TaskType(task.type), TaskStatus(task.status), run_status)
-    params = {
-        "p_id": task_id,
-        "p_status": new.value,
-        "p_last_run_status": run_status.value,
-        "p_updated_at": now,
-    }
-    conn.execute(_SETTLE_TASK, params)
+    settle_tasks(conn, [(task_id, run_status)], now=now)
+
+
+_START_RUNS = (
+    update(runs)
+    .where(
+        runs.c.id.in_(bindparam("p_ids", expanding=True)),
+        runs.c.status == RunStatus.PENDING.value,
+    )
+    .values(status=RunStatus.RUNNING.value, started_at=_param(runs.c.started_at))
+    .returning(runs.c.id, runs.c.task_id)
+)
+
+
+def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> None:
+    """Settle the runs of executions that just started: a start can only move a pending run
+    to running (see ``core.rollup``), so one guarded UPDATE does what ``settle_runs`` would."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return
+    moved = sorted(conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now}))
+    settle_tasks(conn, [(row.task_id, RunStatus.RUNNING) for row in moved], now=now)

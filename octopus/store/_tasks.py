@@ -6,74 +6,16 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, func, insert, select, update
+from sqlalchemy import ColumnElement, Connection, func, select, update
 
 from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
-from octopus.core.models import Execution, Run, Task, TaskSpec
-from octopus.core.plan import first_fire_time
+from octopus.core.models import Execution, Run, Task
 from octopus.core.states import TASK_TERMINAL
-from octopus.errors import Conflict, InvalidTransition, NotFound
-from octopus.store._changes import changes_of
-from octopus.store._fire import fire
-from octopus.store._records import execution_from_row, run_from_row, spec_values, task_from_row
+from octopus.errors import InvalidTransition, NotFound
+from octopus.store._records import execution_from_row, run_from_row, task_from_row
 from octopus.store._settle import move_run, settle_runs, values
-from octopus.store.base import Created, Wake
+from octopus.store.base import Wake
 from octopus.store.tables import executions, runs, tasks
-
-
-def initial_state(spec: TaskSpec, now: datetime) -> tuple[TaskStatus, datetime | None]:
-    """A new task's status and first fire time (see ``core.plan.first_fire_time``)."""
-    if spec.type is TaskType.ADHOC:
-        return TaskStatus.PENDING, None
-    first = first_fire_time(spec, now)
-    if spec.type is TaskType.SCHEDULED:
-        return TaskStatus.SCHEDULED, first
-    return TaskStatus.ACTIVE, first
-
-
-def find_by_key(conn: Connection, key: str, request_hash: str | None) -> Task | None:
-    """The task stored under an idempotency key; Conflict if it came from another request."""
-    row = conn.execute(select(tasks).where(tasks.c.idempotency_key == key)).mappings().first()
-    if row is None:
-        return None
-    if row["request_hash"] != request_hash:
-        raise Conflict(f"idempotency key '{key}' was already used for a different request")
-    return task_from_row(row)
-
-
-def create_task(
-    conn: Connection,
-    spec: TaskSpec,
-    *,
-    now: datetime,
-    idempotency_key: str | None,
-    request_hash: str | None,
-) -> Created:
-    """Insert a task (or find its idempotent twin) and fire it at once if it is adhoc."""
-    if idempotency_key is not None:
-        existing = find_by_key(conn, idempotency_key, request_hash)
-        if existing is not None:
-            return Created(task=existing, created=False)
-    status, next_run_at = initial_state(spec, now)
-    task_id: int = conn.execute(
-        insert(tasks)
-        .values(
-            **spec_values(spec),
-            status=status.value,
-            next_run_at=next_run_at,
-            idempotency_key=idempotency_key,
-            request_hash=request_hash,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(tasks.c.id)
-    ).scalar_one()
-    if (changes := changes_of(conn)) is not None:
-        changes.tasks_created += 1
-    wake = Wake()
-    if spec.type is TaskType.ADHOC:
-        _, wake = fire(conn, task_id, spec, fire_time=now, now=now)
-    return Created(task=get_task(conn, task_id), created=True, wake=wake)
 
 
 def get_task(conn: Connection, task_id: int) -> Task:

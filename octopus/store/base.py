@@ -118,6 +118,15 @@ class Claimed:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ClaimResult:
+    """What one claim pass found for an agent: executions leased to it, and executions it
+    runs that it must stop."""
+
+    claimed: list[Claimed]
+    cancel: list[int]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HeartbeatResult:
     """The agent's status after a heartbeat and the running executions it must stop."""
 
@@ -411,6 +420,10 @@ class Store(Protocol):
 
     def pending_cancels(self, agent: str) -> list[int]:
         """Ids of the agent's running executions that are marked for stopping."""
+
+    def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
+        """``claim_executions`` and ``pending_cancels`` in one transaction (one per long-poll
+        pass); only a read when ``slots`` is 0."""
 
     def append_output(self, execution_id: int, *, agent: str, text: str, limit: int) -> None:
         """Append live output to a running execution that ``agent`` holds, so it can be

@@ -33,10 +33,10 @@ from octopus.errors import Conflict
 from octopus.store import (
     _agents,
     _audit,
-    _bulk,
     _changes,
     _claims,
     _counts,
+    _create,
     _dashboard,
     _join_tokens,
     _plugins,
@@ -59,6 +59,7 @@ from octopus.store.base import (
     ChangeMarks,
     Changes,
     Claimed,
+    ClaimResult,
     Created,
     CreatedTasks,
     Finished,
@@ -175,7 +176,7 @@ class SqlStore:
             return self._write(
                 lambda conn: _audit.task_created(
                     conn,
-                    _tasks.create_task(
+                    _create.create_task(
                         conn,
                         spec,
                         now=now,
@@ -191,7 +192,7 @@ class SqlStore:
                 raise
         # Another caller stored the same key between our look-up and our insert.
         with self._read() as conn:
-            existing = _tasks.find_by_key(conn, idempotency_key, request_hash)
+            existing = _create.find_by_key(conn, idempotency_key, request_hash)
         if existing is None:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
         return Created(task=existing, created=False)
@@ -210,7 +211,7 @@ class SqlStore:
             return self._write(
                 lambda conn: _audit.tasks_created(
                     conn,
-                    _bulk.create_tasks(
+                    _create.create_tasks(
                         conn,
                         specs,
                         now=now,
@@ -226,8 +227,8 @@ class SqlStore:
                 raise
         # Another caller stored the same key between our look-up and our insert.
         with self._read() as conn:
-            keys = _bulk.item_keys(idempotency_key, len(specs))
-            existing = _bulk.find_batch(conn, keys, request_hash)
+            keys = _create.item_keys(idempotency_key, len(specs))
+            existing = _create.find_batch(conn, keys, request_hash)
         if not existing:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
         return CreatedTasks(tasks=existing, created=False)
@@ -411,6 +412,20 @@ class SqlStore:
                 conn, agent, slots=slots, now=now, lease_seconds=lease_seconds
             )
         )
+
+    def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
+        """See ``Store.claim``."""
+        if slots <= 0:
+            with self._read() as conn:
+                return ClaimResult(claimed=[], cancel=_agents.pending_cancels(conn, agent))
+
+        def work(conn: Connection) -> ClaimResult:
+            claimed = _claims.claim_executions(
+                conn, agent, slots=slots, now=now, lease_seconds=lease_seconds
+            )
+            return ClaimResult(claimed=claimed, cancel=_agents.pending_cancels(conn, agent))
+
+        return self._write(work)
 
     def pending_cancels(self, agent: str) -> list[int]:
         """See ``Store.pending_cancels``."""

@@ -121,23 +121,23 @@ async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> Claim
     with state.notifier.listen(agent.name) as woken:
         while True:
             woken.clear()
-            claimed, cancel = await run_in_threadpool(_claim_pass, state, agent.name, body.slots)
+            found = await run_in_threadpool(
+                state.store.claim,
+                agent.name,
+                slots=body.slots,
+                now=utcnow(),
+                lease_seconds=state.lease_seconds,
+            )
             remaining = deadline - time.monotonic()
-            if claimed or cancel or remaining <= 0 or state.notifier.closing:
-                return ClaimResponse(executions=[_claimed(c) for c in claimed], cancel=cancel)
+            if found.claimed or found.cancel or remaining <= 0 or state.notifier.closing:
+                return ClaimResponse(
+                    executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
+                )
             try:
                 async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
                     await woken.wait()
             except TimeoutError:
                 pass
-
-
-def _claim_pass(state: ServerState, name: str, slots: int) -> tuple[list[Claimed], list[int]]:
-    """Claim and look for cancellations in one thread hop (each hop costs a wake-up)."""
-    claimed = state.store.claim_executions(
-        name, slots=slots, now=utcnow(), lease_seconds=state.lease_seconds
-    )
-    return claimed, state.store.pending_cancels(name)
 
 
 @router.post("/executions/{execution_id}/report")

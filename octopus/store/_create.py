@@ -1,8 +1,10 @@
-"""Creating many tasks in one transaction: batched inserts, one agent snapshot, one wake-up.
+"""Creating tasks, one or many per transaction: batched inserts, one agent snapshot, one
+wake-up.
 
-The result is the same as creating each task with ``_tasks.create_task`` in turn (an adhoc
-task fires its run at once; ``all`` runs with nobody to go to are skipped), but each table gets
-one executemany statement instead of a handful of statements per task.
+An adhoc task fires its run at once; an ``all`` run with nobody to go to is skipped. Creating
+many tasks gives the same result as creating each in turn, but each table gets one
+executemany statement instead of a handful of statements per task (and one task takes the
+same path with a batch of one).
 """
 
 from __future__ import annotations
@@ -10,25 +12,65 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import replace
 from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, insert, select
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
 
 from octopus.core.dispatch import eligible, least_loaded
 from octopus.core.enums import Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Task, TaskSpec
+from octopus.core.plan import first_fire_time
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
 from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads, execution_row
 from octopus.store._records import spec_values, task_from_row
 from octopus.store._settle import move_run, settle_task, wake_for
-from octopus.store._tasks import initial_state
-from octopus.store.base import CreatedTasks, Wake
+from octopus.store.base import Created, CreatedTasks, Wake
 from octopus.store.tables import executions, runs, tasks
 
+_BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
+_BY_IDS = select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
 FIRED_STATUS = task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.PENDING)
 """An adhoc task's status once its run is pending (what ``settle_task`` would write)."""
+
+
+def initial_state(spec: TaskSpec, now: datetime) -> tuple[TaskStatus, datetime | None]:
+    """A new task's status and first fire time (see ``core.plan.first_fire_time``)."""
+    if spec.type is TaskType.ADHOC:
+        return TaskStatus.PENDING, None
+    first = first_fire_time(spec, now)
+    if spec.type is TaskType.SCHEDULED:
+        return TaskStatus.SCHEDULED, first
+    return TaskStatus.ACTIVE, first
+
+
+def find_by_key(conn: Connection, key: str, request_hash: str | None) -> Task | None:
+    """The task stored under an idempotency key; Conflict if it came from another request."""
+    row = conn.execute(_BY_KEY, {"p_key": key}).mappings().first()
+    if row is None:
+        return None
+    if row["request_hash"] != request_hash:
+        raise Conflict(f"idempotency key '{key}' was already used for a different request")
+    return task_from_row(row)
+
+
+def create_task(
+    conn: Connection,
+    spec: TaskSpec,
+    *,
+    now: datetime,
+    idempotency_key: str | None,
+    request_hash: str | None,
+) -> Created:
+    """Insert a task (or find its idempotent twin) and fire it at once if it is adhoc."""
+    if idempotency_key is not None:
+        existing = find_by_key(conn, idempotency_key, request_hash)
+        if existing is not None:
+            return Created(task=existing, created=False)
+    inserted = insert_tasks(conn, [spec], [idempotency_key], request_hash, now=now)
+    return Created(task=inserted.tasks[0], created=True, wake=inserted.wake)
 
 
 def item_keys(idempotency_key: str, count: int) -> list[str]:
@@ -68,13 +110,25 @@ def create_tasks(
         if existing:
             return CreatedTasks(tasks=existing, created=False)
         keys = list(stored_keys)
+    return insert_tasks(conn, specs, keys, request_hash, now=now)
+
+
+def insert_tasks(
+    conn: Connection,
+    specs: Sequence[TaskSpec],
+    keys: Sequence[str | None],
+    request_hash: str | None,
+    *,
+    now: datetime,
+) -> CreatedTasks:
+    """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order."""
     rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
     task_ids = _insert_ids(conn, tasks, rows)
     if (changes := changes_of(conn)) is not None:
         changes.tasks_created += len(task_ids)
     fired = [(tid, spec) for tid, spec in zip(task_ids, specs, strict=True) if _fires(spec)]
     wake = _fire_all(conn, fired, now=now) if fired else Wake()
-    stored = conn.execute(select(tasks).where(tasks.c.id.in_(task_ids))).mappings()
+    stored = conn.execute(_BY_IDS, {"p_ids": task_ids}).mappings()
     by_id = {row["id"]: task_from_row(row) for row in stored}
     return CreatedTasks(tasks=[by_id[tid] for tid in task_ids], created=True, wake=wake)
 
@@ -101,10 +155,14 @@ def _task_row(
     }
 
 
-def _insert_ids(conn: Connection, table: Any, rows: list[dict[str, Any]]) -> list[int]:
+def _insert_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
     """Insert ``rows`` in one executemany and return their ids in the order given."""
-    stmt = insert(table).returning(table.c.id, sort_by_parameter_order=True)
-    return [row.id for row in conn.execute(stmt, rows)]
+    return [row.id for row in conn.execute(_insert_returning_ids(table), rows)]
+
+
+@cache
+def _insert_returning_ids(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
 def _fire_all(conn: Connection, fired: list[tuple[int, TaskSpec]], *, now: datetime) -> Wake:
