@@ -27,7 +27,7 @@ def _token(credentials: HTTPAuthorizationCredentials | None) -> str:
     return credentials.credentials
 
 
-def require_admin(credentials: Credentials, state: State) -> str:
+async def require_admin(credentials: Credentials, state: State) -> str:
     """Allow only the admin token; the caller is the ``admin`` actor of the audit log."""
     if not same_token(_token(credentials), state.tokens.admin):
         raise AuthError("invalid admin token")

@@ -116,7 +116,7 @@ class Metrics:
         return generate_latest(self.registry)
 
 
-def get_metrics(request: Request) -> Metrics:
+async def get_metrics(request: Request) -> Metrics:
     """The Metrics of the app serving ``request``."""
     metrics: Metrics = request.app.state.metrics
     return metrics

@@ -43,7 +43,8 @@ class ServerState:
             self.scheduler.wake()
 
 
-def get_state(request: Request) -> ServerState:
-    """The ServerState of the app serving ``request``."""
+async def get_state(request: Request) -> ServerState:
+    """The ServerState of the app serving ``request`` (async: FastAPI runs a plain def
+    dependency in a worker thread, a hop that every request would pay)."""
     state: ServerState = request.app.state.octopus
     return state

@@ -34,15 +34,15 @@ class Dashboard:
     live: LiveHub
 
 
-def get_dashboard(request: Request) -> Dashboard:
+async def get_dashboard(request: Request) -> Dashboard:
     """The Dashboard of the app serving ``request``."""
     dashboard: Dashboard = request.app.state.dashboard
     return dashboard
 
 
-def current_session(request: Request) -> Session:
+async def current_session(request: Request) -> Session:
     """The visitor's session; LoginRequired without a valid one."""
-    session = get_dashboard(request).sessions.check(request.cookies.get(COOKIE_NAME))
+    session = (await get_dashboard(request)).sessions.check(request.cookies.get(COOKIE_NAME))
     if session is None:
         raise LoginRequired
     return session
