@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from dataclasses import replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, insert, select, update
+from sqlalchemy import Connection, bindparam, case, false, insert, or_, select, update
 
 from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution
@@ -51,7 +52,7 @@ def _param(column: Any) -> Any:
 
 
 @cache
-def _end_statement(with_start: bool) -> Any:
+def _end_statement(with_start: bool, returning: bool = True) -> Any:
     """The guarded UPDATE that ends a running execution, built once: statement building is
     most of the Python cost of a report, and these run once per execution."""
     c = executions.c
@@ -61,7 +62,7 @@ def _end_statement(with_start: bool) -> Any:
     }
     if with_start:
         changes["started_at"] = _param(c.started_at)
-    return (
+    stmt = (
         update(executions)
         .where(
             c.id == bindparam("p_id"),
@@ -69,14 +70,11 @@ def _end_statement(with_start: bool) -> Any:
             c.status == ExecutionStatus.RUNNING.value,
         )
         .values(**changes, lease_expires_at=None)
-        .returning(*executions.c)
     )
+    return stmt.returning(*executions.c) if returning else stmt
 
 
-def end_execution(
-    conn: Connection, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
-) -> Execution | None:
-    """Move a running execution held by ``agent`` to ``outcome.status``; None if it is not."""
+def _end_params(execution_id: int, agent: str, outcome: Outcome, now: datetime) -> dict[str, Any]:
     params: dict[str, Any] = {
         "p_id": execution_id,
         "p_agent": agent,
@@ -89,9 +87,24 @@ def end_execution(
     }
     if outcome.started_at is not None:
         params["p_started_at"] = outcome.started_at
+    return params
+
+
+def end_execution(
+    conn: Connection, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
+) -> Execution | None:
+    """Move a running execution held by ``agent`` to ``outcome.status``; None if it is not."""
+    params = _end_params(execution_id, agent, outcome, now)
     stmt = _end_statement(outcome.started_at is not None)
     row = conn.execute(stmt, params).mappings().first()
     return execution_from_row(row) if row is not None else None
+
+
+_HELD = lock_row(
+    select(executions)
+    .where(executions.c.id.in_(bindparam("p_ids", expanding=True)))
+    .order_by(executions.c.id)
+)
 
 
 def finish_executions(
@@ -101,31 +114,58 @@ def finish_executions(
 
     An execution the agent does not hold while it is running is left as it is and answered
     with why (``not_found`` or ``fenced``); the others end, queue their retries and settle
-    their runs in one ordered pass, exactly as one report at a time would.
+    their runs in one ordered pass, exactly as one report at a time would. The executions are
+    read (and locked, on PostgreSQL) first, so the whole batch is judged at once and written
+    with one executemany per statement shape rather than a statement per report.
     """
-    ended: list[Execution] = []
-    finished: list[Finished] = []
-    for execution_id, outcome in reports:
+    for _, outcome in reports:
         check_transition(
             EXECUTION_TRANSITIONS, "execution", ExecutionStatus.RUNNING, outcome.status
         )
-        execution = end_execution(conn, execution_id, agent=agent, outcome=outcome, now=now)
-        if execution is None:
-            finished.append(_refused(conn, execution_id, agent))
-        else:
-            ended.append(execution)
-            finished.append(Finished(execution_id=execution_id, execution=execution))
+    ids = sorted({execution_id for execution_id, _ in reports})
+    rows = conn.execute(_HELD, {"p_ids": ids}).mappings()
+    held = {row["id"]: execution_from_row(row) for row in rows}
+    ended: list[Execution] = []
+    finished: list[Finished] = []
+    writes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for execution_id, outcome in reports:
+        current = held.get(execution_id)
+        if current is None:
+            finished.append(
+                Finished(execution_id=execution_id, refusal="not_found", reason="no such execution")
+            )
+            continue
+        if current.status is not ExecutionStatus.RUNNING or current.agent != agent:
+            finished.append(_fenced(current, agent))
+            continue
+        execution = held[execution_id] = _ended(current, outcome, now)
+        params = _end_params(execution_id, agent, outcome, now)
+        writes[outcome.started_at is not None].append(params)
+        ended.append(execution)
+        finished.append(Finished(execution_id=execution_id, execution=execution))
+    for with_start, batch in writes.items():
+        if batch:
+            conn.execute(_end_statement(with_start, returning=False), batch)
     return finished, conclude(conn, ended, now=now)
 
 
-def _refused(conn: Connection, execution_id: int, agent: str) -> Finished:
-    stmt = select(executions.c.status, executions.c.agent).where(executions.c.id == execution_id)
-    row = conn.execute(stmt).first()
-    if row is None:
-        return Finished(execution_id=execution_id, refusal="not_found", reason="no such execution")
-    reason = f"execution {execution_id} is {row.status} on {row.agent or 'no agent'}, "
+def _ended(current: Execution, outcome: Outcome, now: datetime) -> Execution:
+    """The execution as ``_end_statement`` leaves it (what its RETURNING would read back)."""
+    return replace(
+        current,
+        status=outcome.status,
+        result=outcome.result,
+        error=outcome.error,
+        lease_expires_at=None,
+        started_at=outcome.started_at or current.started_at,
+        finished_at=outcome.finished_at or now,
+    )
+
+
+def _fenced(current: Execution, agent: str) -> Finished:
+    reason = f"execution {current.id} is {current.status.value} on {current.agent or 'no agent'}, "
     return Finished(
-        execution_id=execution_id, refusal="fenced", reason=reason + f"not running on {agent}"
+        execution_id=current.id, refusal="fenced", reason=reason + f"not running on {agent}"
     )
 
 
@@ -263,13 +303,17 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
     for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}).mappings():
         by_run[row["run_id"]].append(execution_from_row(row))
     moved: list[tuple[int, RunStatus]] = []
+    writes: dict[tuple[RunStatus, bool], list[dict[str, Any]]] = {}
     for run in current:
         rollup = roll_up(by_run[run.id])
-        if rollup.status.value == run.status:
-            continue
+        if rollup.status not in RUN_TRANSITIONS[RunStatus(run.status)]:
+            continue  # unchanged, or a move the run's status does not allow
         reason = rollup.summary() if rollup.status in RUN_TERMINAL else None
-        if move_run(conn, run.id, rollup.status, now=now, reason=reason):
-            moved.append((run.task_id, rollup.status))
+        params = {"p_id": run.id, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
+        writes.setdefault((rollup.status, reason is not None), []).append(params)
+        moved.append((run.task_id, rollup.status))
+    for (new, with_reason), batch in writes.items():
+        conn.execute(_move_statement(new, with_reason, returning=False), batch)
     settle_tasks(conn, moved, now=now)
 
 
@@ -302,7 +346,7 @@ def settle_tasks(
 
 
 @cache
-def _move_statement(new: RunStatus, with_reason: bool) -> Any:
+def _move_statement(new: RunStatus, with_reason: bool, returning: bool = True) -> Any:
     """The guarded UPDATE that moves a run to ``new``, built once per kind of move."""
     changes: dict[str, Any] = {"status": new.value}
     if new is RunStatus.RUNNING:
@@ -316,15 +360,16 @@ def _move_statement(new: RunStatus, with_reason: bool) -> Any:
             if with_reason
             else runs.c.reason
         )
-    return (
+    stmt = (
         update(runs)
         .where(
             runs.c.id == bindparam("p_id"),
-            runs.c.status.in_(values(sources_of(RUN_TRANSITIONS, new))),
+            # OR of equalities, not IN: an IN list cannot take part in an executemany.
+            or_(false(), *(runs.c.status == s for s in values(sources_of(RUN_TRANSITIONS, new)))),
         )
         .values(**changes)
-        .returning(runs.c.id)
     )
+    return stmt.returning(runs.c.id) if returning else stmt
 
 
 def move_run(
