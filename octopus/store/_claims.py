@@ -10,11 +10,18 @@ from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, upda
 from octopus.core.dispatch import labels_match
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
 from octopus.core.models import Execution, ExecutionError
-from octopus.core.states import EXECUTION_TRANSITIONS, check_transition, sources_of
-from octopus.errors import Fenced
+from octopus.core.states import EXECUTION_TRANSITIONS, sources_of
+from octopus.errors import Fenced, NotFound
 from octopus.store._dialect import lock_for_claim
 from octopus.store._records import execution_from_row
-from octopus.store._settle import clean_log, conclude, end_execution, start_runs, values
+from octopus.store._settle import (
+    clean_log,
+    conclude,
+    end_execution,
+    finish_executions,
+    start_runs,
+    values,
+)
 from octopus.store._tasks import get_execution
 from octopus.store.base import Claimed, Outcome, Wake
 from octopus.store.tables import agents, executions, plugins, tasks
@@ -208,13 +215,9 @@ def finish_execution(
     conn: Connection, execution_id: int, *, agent: str, outcome: Outcome, now: datetime
 ) -> tuple[Execution, Wake]:
     """Record an outcome for a running execution the agent holds; Fenced if it does not."""
-    check_transition(EXECUTION_TRANSITIONS, "execution", ExecutionStatus.RUNNING, outcome.status)
-    ended = end_execution(conn, execution_id, agent=agent, outcome=outcome, now=now)
-    if ended is None:
-        current = get_execution(conn, execution_id)
-        holder = current.agent or "no agent"
-        raise Fenced(
-            f"execution {execution_id} is {current.status.value} on {holder}, "
-            f"not running on {agent}"
-        )
-    return ended, conclude(conn, [ended], now=now)
+    [finished], wake = finish_executions(conn, agent, [(execution_id, outcome)], now=now)
+    if finished.refusal == "not_found":
+        raise NotFound("execution", execution_id)
+    if finished.execution is None:
+        raise Fenced(finished.reason or f"execution {execution_id} is not running on {agent}")
+    return finished.execution, wake

@@ -11,8 +11,7 @@ from fastapi import APIRouter, Depends, Path, Response
 from starlette.concurrency import run_in_threadpool
 
 from octopus.core.audit import agent_actor
-from octopus.core.enums import ExecutionStatus
-from octopus.core.models import AgentFacts, ExecutionError
+from octopus.core.models import AgentFacts
 from octopus.errors import Fenced
 from octopus.schemas.agents import (
     MAX_LOG_BYTES,
@@ -31,9 +30,10 @@ from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, NAME_PATTERN
 from octopus.server.auth import AgentIdentity, AnyAgent, State, require_join_token
 from octopus.server.clock import utcnow
 from octopus.server.heartbeats import HeartbeatBatcher
+from octopus.server.routes.agent_reports import outcome_of
 from octopus.server.secrets import hash_token, new_token
 from octopus.server.state import ServerState
-from octopus.store.base import Beat, Claimed, Outcome
+from octopus.store.base import Beat, Claimed
 
 logger = logging.getLogger(__name__)
 
@@ -145,21 +145,12 @@ async def report(
     execution_id: ExecutionId, body: ExecutionReport, agent: AnyAgent, state: State
 ) -> ReportAck:
     """Record an execution's outcome. 409 if this agent no longer holds its lease (fenced)."""
-    outcome = Outcome(
-        status=ExecutionStatus(body.status),
-        result=body.result,
-        error=ExecutionError(**body.error.model_dump()) if body.error else None,
-        log=body.log,
-        log_truncated=body.log_truncated,
-        started_at=body.started_at,
-        finished_at=body.finished_at,
-    )
     try:
         execution, wake = await run_in_threadpool(
             state.store.finish_execution,
             execution_id,
             agent=agent.name,
-            outcome=outcome,
+            outcome=outcome_of(body),
             now=utcnow(),
         )
     except Fenced:
