@@ -53,6 +53,14 @@ def chaos(
         float | None,
         typer.Option(min=0.1, help="Soak: go on this long, then check.", show_default=False),
     ] = None,
+    kill_server: Annotated[
+        bool,
+        typer.Option(
+            "--kill-server/--no-kill-server",
+            help="Include kill -9 of the server among the faults (off: a soak shows how the "
+            "server's memory grows when it is never restarted).",
+        ),
+    ] = True,
     seed: Annotated[
         int | None,
         typer.Option(help="Seed of the fault schedule (default: random).", show_default=False),
@@ -73,7 +81,7 @@ def chaos(
     """
     options = ChaosOptions(
         tasks=tasks, agents=agents, concurrency=concurrency, minutes=minutes,
-        database_url=database_url,
+        kill_server=kill_server, database_url=database_url,
     )  # fmt: skip
     if seed is not None:
         options = dataclasses.replace(options, seed=seed)

@@ -53,3 +53,16 @@ def test_nothing_is_lost_or_doubled_beyond_the_bound_on_postgres(
     report = run(options, tmp_path)
     assert_held(report)
     assert report.events["pg_terminate"] >= 1
+
+
+def test_a_run_without_server_kills_still_holds_under_the_other_faults(tmp_path: Path) -> None:
+    # The form for a long soak (`octopus bench chaos --minutes N --no-kill-server`), where the
+    # server must live the whole time for its memory figures to mean anything.
+    options = dataclasses.replace(
+        SHORT, tasks=60, agents=2, action_seconds=0.1, chaos_seconds=8, kill_server=False
+    )
+    report = run(options, tmp_path)
+    assert report.violations == [], "\n".join(report.violations)
+    assert sum(report.outcomes.values()) == report.accepted == options.tasks
+    assert "kill_server" not in report.events
+    assert {"kill_agent", "delay", "blackhole"} <= set(report.events), report.events
