@@ -59,6 +59,9 @@ class PluginCache:
         self._builtin_dir = builtin_dir
         self._locks: dict[str, asyncio.Lock] = {}
         self._public_key: str | None = None
+        # Versions already found installed and current: every execution asks, and three file
+        # reads each time cost the dispatch path a few hundred microseconds.
+        self._ready: dict[tuple[str, str], Path] = {}
 
     def pin(self, public_key: str | None) -> None:
         """Trust plugin versions signed by this key (the server's, saved at enrollment)."""
@@ -104,20 +107,21 @@ class PluginCache:
             PluginError: The download does not have the expected hash.
             Whatever ``fetch`` raises (for example when the server is away).
         """
-        path = self.get(name, sha256)
-        if path is not None and self._current(name, sha256):
-            return path
+        ready = self._ready.get((name, sha256))
+        if ready is not None:
+            return ready
         async with self._locks.setdefault(f"{name}:{sha256}", asyncio.Lock()):
             path = self.get(name, sha256)
-            if path is not None and self._current(name, sha256):
-                return path
-            builtin = self._builtin_bytes(name, sha256)
-            if builtin is not None:
-                return self.install(name, sha256, builtin)
-            download = await fetch(name)
-            await self._check(name, sha256, download)
-            path = self.install(name, sha256, download.data)
-            self._accept(name, sha256, download.version)
+            if path is None or not self._current(name, sha256):
+                builtin = self._builtin_bytes(name, sha256)
+                if builtin is not None:
+                    path = self.install(name, sha256, builtin)
+                else:
+                    download = await fetch(name)
+                    await self._check(name, sha256, download)
+                    path = self.install(name, sha256, download.data)
+                    self._accept(name, sha256, download.version)
+        self._ready[(name, sha256)] = path
         return path
 
     async def _check(self, name: str, sha256: str, download: PluginDownload) -> None:
@@ -166,6 +170,9 @@ class PluginCache:
         highest = self._highest()
         highest[name] = max(version, highest.get(name, 0))
         _write_atomically(self.root / HIGHEST_FILE, json.dumps(highest).encode())
+        # A raised floor may leave other versions of this plugin behind: look at them again.
+        for key in [key for key in self._ready if key[0] == name and key[1] != sha256]:
+            del self._ready[key]
 
     def _builtin_bytes(self, name: str, sha256: str) -> bytes | None:
         if self._builtin_dir is None:
@@ -203,6 +210,8 @@ class PluginCache:
             if folder.name not in wanted:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
+        for key in [key for key in self._ready if key[1] in removed]:
+            del self._ready[key]
         if removed:
             logger.info("Forgot %s old plugin version(s)", len(removed))
         return removed

@@ -214,3 +214,42 @@ def test_the_signing_key_is_private_and_stable(tmp_path: Path) -> None:
     first = PluginSigner.load_or_create(path)
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
     assert PluginSigner.load_or_create(path).public_key == first.public_key
+
+
+def test_a_version_in_use_is_not_served_from_memory_once_a_newer_one_is_accepted(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    newer = b"def hello():\n    return 'v2'\n"
+
+    async def fetch(name: str) -> PluginDownload:
+        return signed(signer, SOURCE, version=1)
+
+    async def fetch_newer(name: str) -> PluginDownload:
+        return signed(signer, newer, version=2)
+
+    asyncio.run(cache.ensure("greet", SHA, fetch))
+    asyncio.run(cache.ensure("greet", sha256_of(newer), fetch_newer))
+    # Version 1 is still on disk, but below the new floor: asked again, it is fetched anew
+    # (the server now signs version 2 for that name) and refused, not handed out remembered.
+    with pytest.raises(PluginError, match="older than version 2"):
+        asyncio.run(cache.ensure("greet", SHA, fetch))
+
+
+def test_a_forgotten_version_is_fetched_again_not_served_from_memory(
+    tmp_path: Path, signer: PluginSigner
+) -> None:
+    cache = pinned(tmp_path / "cache", signer)
+    calls: list[str] = []
+
+    async def fetch(name: str) -> PluginDownload:
+        calls.append(name)
+        return signed(signer, SOURCE, version=1)
+
+    first = asyncio.run(cache.ensure("greet", SHA, fetch))
+    assert asyncio.run(cache.ensure("greet", SHA, fetch)) == first
+    assert calls == ["greet"]
+    cache.forget({"greet": "0" * 64})
+    assert not first.exists()
+    assert asyncio.run(cache.ensure("greet", SHA, fetch)).read_bytes() == SOURCE
+    assert calls == ["greet", "greet"]
