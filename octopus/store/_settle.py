@@ -397,11 +397,36 @@ _START_RUNS = (
 )
 
 
+_START_TASKS = (
+    update(tasks)
+    .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
+    .values(
+        # What ``settle_tasks`` would write for a run gone running, without reading first:
+        # one-shot tasks follow their run, repeating and finished ones keep their status.
+        status=case(
+            (
+                or_(
+                    tasks.c.type.in_(values(t for t in TaskType if t.repeats)),
+                    tasks.c.status.in_(values(TASK_TERMINAL)),
+                ),
+                tasks.c.status,
+            ),
+            else_=task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.RUNNING).value,
+        ),
+        last_run_status=RunStatus.RUNNING.value,
+        updated_at=_param(tasks.c.updated_at),
+    )
+)
+
+
 def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> None:
     """Settle the runs of executions that just started: a start can only move a pending run
     to running (see ``core.rollup``), so one guarded UPDATE does what ``settle_runs`` would."""
     ids = sorted(set(run_ids))
     if not ids:
         return
-    moved = sorted(conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now}))
-    settle_tasks(conn, [(row.task_id, RunStatus.RUNNING) for row in moved], now=now)
+    moved = sorted(
+        {row.task_id for row in conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now})}
+    )
+    if moved:
+        conn.execute(_START_TASKS, {"p_ids": moved, "p_updated_at": now})
