@@ -1,13 +1,60 @@
-"""Wakes agents' long-poll claims the moment there is work or a cancellation for them."""
+"""Wakes agents' long-poll claims the moment there is work or a cancellation for them, and hands
+new executions straight to claims that are waiting."""
 
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections import defaultdict
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 
-from octopus.store.base import Wake
+from octopus.store.base import Claimed, Wake
+
+
+@dataclass(eq=False, slots=True)
+class Waiter:
+    """One long-poll claim of ``agent`` for up to ``slots`` executions.
+
+    While it waits it is *open*: a creating transaction may reserve one of its free slots,
+    lease the new execution to the agent in that same transaction, and hand it over after the
+    commit, so the claim answers without a store pass of its own.
+    """
+
+    agent: str
+    free: int
+    loop: asyncio.AbstractEventLoop
+    woken: asyncio.Event = field(default_factory=asyncio.Event)
+    open: bool = False
+    gone: bool = False
+    """The client hung up: the claim must neither take nor reserve anything more."""
+    reserved: int = 0
+    handed: list[Claimed] = field(default_factory=list)
+
+
+class Handoff:
+    """The slots one creating transaction reserved, at most one per agent (a run has at most one
+    execution per agent), so a transaction that is retried reserves nothing twice.
+
+    Implements the store's ``Direct`` protocol; ``Notifier.settle`` must follow, with what
+    the transaction handed over (nothing if it failed), to release the rest.
+    """
+
+    def __init__(self, notifier: Notifier, lease_seconds: float) -> None:
+        self.lease_seconds = lease_seconds
+        self._notifier = notifier
+        self.taken: dict[str, Waiter] = {}
+
+    def take(self, agent: str) -> bool:
+        """Reserve a free slot of an open claim of ``agent``; False when none is waiting."""
+        if agent in self.taken:
+            return True
+        waiter = self._notifier.reserve(agent)
+        if waiter is None:
+            return False
+        self.taken[agent] = waiter
+        return True
 
 
 class Notifier:
@@ -15,10 +62,12 @@ class Notifier:
 
     It lives in one server process; a claim also re-checks the store every few hundred
     milliseconds, so work from another replica or a retry whose backoff ended is not missed.
+    Creating transactions run in worker threads, so what they touch is guarded by a lock.
     """
 
     def __init__(self) -> None:
-        self._events: dict[str, set[asyncio.Event]] = defaultdict(set)
+        self._waiters: dict[str, set[Waiter]] = defaultdict(set)
+        self._lock = threading.Lock()
         self.closing = False
 
     def close(self) -> None:
@@ -28,24 +77,78 @@ class Notifier:
 
     def wake(self, wake: Wake) -> None:
         """Wake the named agents, or every waiting agent when any of them may take the work."""
-        names = list(self._events) if wake.anyone else wake.agents
+        names = list(self._waiters) if wake.anyone else wake.agents
         for name in names:
-            for event in self._events.get(name, ()):
-                event.set()
+            for waiter in list(self._waiters.get(name, ())):
+                waiter.woken.set()
 
     @contextmanager
-    def listen(self, agent: str) -> Iterator[asyncio.Event]:
-        """An event set whenever ``agent`` is woken, registered for the ``with`` block.
+    def listen(self, agent: str, slots: int = 0) -> Iterator[Waiter]:
+        """A claim of ``agent`` for ``slots`` executions, registered for the ``with`` block.
 
         Register before looking for work, so a wake-up between the look and the wait is kept.
         """
-        event = asyncio.Event()
-        self._events[agent].add(event)
+        waiter = Waiter(agent=agent, free=slots, loop=asyncio.get_running_loop())
+        with self._lock:
+            self._waiters[agent].add(waiter)
         try:
-            yield event
+            yield waiter
         finally:
-            waiting = self._events.get(agent)
-            if waiting is not None:
-                waiting.discard(event)
-                if not waiting:
-                    del self._events[agent]
+            with self._lock:
+                waiter.open = False
+                waiting = self._waiters.get(agent)
+                if waiting is not None:
+                    waiting.discard(waiter)
+                    if not waiting:
+                        del self._waiters[agent]
+
+    def wait_open(self, waiter: Waiter) -> None:
+        """The claim is about to wait: creating transactions may hand it work from now on."""
+        with self._lock:
+            waiter.open = waiter.free > 0 and not self.closing and not waiter.gone
+
+    def stop_waiting(self, waiter: Waiter) -> tuple[list[Claimed], int]:
+        """The claim woke: close it to new reservations; what was handed and how many
+        reservations are still on their way (the claim must wait for those before answering)."""
+        with self._lock:
+            waiter.open = False
+            handed, waiter.handed = waiter.handed, []
+            return handed, waiter.reserved
+
+    def leave(self, waiter: Waiter) -> None:
+        """The claim's client hung up: close it for good and wake it, so it answers now
+        instead of leasing work to a connection no one reads."""
+        with self._lock:
+            waiter.open = False
+            waiter.gone = True
+        waiter.woken.set()
+
+    def handoff(self, lease_seconds: float) -> Handoff:
+        """A reservation book for one creating transaction."""
+        return Handoff(self, lease_seconds)
+
+    def reserve(self, agent: str) -> Waiter | None:
+        """Take a free slot of an open claim of ``agent`` (from any thread)."""
+        with self._lock:
+            for waiter in self._waiters.get(agent, ()):
+                if waiter.open and waiter.free > 0:
+                    waiter.free -= 1
+                    waiter.reserved += 1
+                    return waiter
+        return None
+
+    def settle(self, handoff: Handoff, handed: Sequence[Claimed]) -> None:
+        """After the creating transaction (from any thread): give each reserving claim what was
+        leased to its agent, or its slot back when nothing was (the transaction failed, or
+        chose another agent on a retry)."""
+        for agent, waiter in handoff.taken.items():
+            mine = [claimed for claimed in handed if claimed.execution.agent == agent]
+            waiter.loop.call_soon_threadsafe(self._deliver, waiter, mine)
+
+    def _deliver(self, waiter: Waiter, handed: list[Claimed]) -> None:
+        with self._lock:
+            waiter.reserved -= 1
+            waiter.handed += handed
+            if not handed:
+                waiter.free += 1
+        waiter.woken.set()

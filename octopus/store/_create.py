@@ -11,25 +11,33 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
 
 from octopus.core.dispatch import eligible, least_loaded
-from octopus.core.enums import Ownership, RunStatus, TaskStatus, TaskType
+from octopus.core.enums import (
+    AgentStatus,
+    ExecutionStatus,
+    Ownership,
+    RunStatus,
+    TaskStatus,
+    TaskType,
+)
 from octopus.core.models import Task, TaskSpec
 from octopus.core.plan import first_fire_time
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
 from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads, execution_row
-from octopus.store._records import spec_values, task_from_row
-from octopus.store._settle import move_run, settle_task, wake_for
-from octopus.store.base import Created, CreatedTasks, Wake
-from octopus.store.tables import executions, runs, tasks
+from octopus.store._records import execution_from_row, spec_values, task_from_row
+from octopus.store._settle import move_run, settle_task, start_runs, wake_for
+from octopus.store.base import Claimed, Created, CreatedTasks, Direct, Wake
+from octopus.store.tables import executions, plugins, runs, tasks
 
+_PLUGIN_SHA256 = select(plugins.c.sha256).where(plugins.c.name == bindparam("p_name"))
 _BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
 _BY_IDS = select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
 FIRED_STATUS = task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.PENDING)
@@ -63,14 +71,15 @@ def create_task(
     now: datetime,
     idempotency_key: str | None,
     request_hash: str | None,
+    direct: Direct | None = None,
 ) -> Created:
     """Insert a task (or find its idempotent twin) and fire it at once if it is adhoc."""
     if idempotency_key is not None:
         existing = find_by_key(conn, idempotency_key, request_hash)
         if existing is not None:
             return Created(task=existing, created=False)
-    inserted = insert_tasks(conn, [spec], [idempotency_key], request_hash, now=now)
-    return Created(task=inserted.tasks[0], created=True, wake=inserted.wake)
+    inserted = insert_tasks(conn, [spec], [idempotency_key], request_hash, now=now, direct=direct)
+    return Created(task=inserted.tasks[0], created=True, wake=inserted.wake, handed=inserted.handed)
 
 
 def item_keys(idempotency_key: str, count: int) -> list[str]:
@@ -120,17 +129,20 @@ def insert_tasks(
     request_hash: str | None,
     *,
     now: datetime,
+    direct: Direct | None = None,
 ) -> CreatedTasks:
-    """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order."""
+    """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order
+    (handing executions to waiting claims through ``direct``, if given)."""
     rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
     task_ids = _insert_ids(conn, tasks, rows)
     if (changes := changes_of(conn)) is not None:
         changes.tasks_created += len(task_ids)
     fired = [(tid, spec) for tid, spec in zip(task_ids, specs, strict=True) if _fires(spec)]
-    wake = _fire_all(conn, fired, now=now) if fired else Wake()
+    wake, handed = _fire_all(conn, fired, now=now, direct=direct) if fired else (Wake(), [])
     stored = conn.execute(_BY_IDS, {"p_ids": task_ids}).mappings()
     by_id = {row["id"]: task_from_row(row) for row in stored}
-    return CreatedTasks(tasks=[by_id[tid] for tid in task_ids], created=True, wake=wake)
+    tasks_in_order = [by_id[tid] for tid in task_ids]
+    return CreatedTasks(tasks=tasks_in_order, created=True, wake=wake, handed=handed)
 
 
 def _fires(spec: TaskSpec) -> bool:
@@ -165,8 +177,19 @@ def _insert_returning_ids(table: Table) -> Insert:
     return insert(table).returning(table.c.id, sort_by_parameter_order=True)
 
 
-def _fire_all(conn: Connection, fired: list[tuple[int, TaskSpec]], *, now: datetime) -> Wake:
-    """One pending run per adhoc task and its executions, dispatched on one agent snapshot."""
+def _fire_all(
+    conn: Connection,
+    fired: list[tuple[int, TaskSpec]],
+    *,
+    now: datetime,
+    direct: Direct | None = None,
+) -> tuple[Wake, list[Claimed]]:
+    """One pending run per adhoc task and its executions, dispatched on one agent snapshot.
+
+    An execution whose agent is online and has a claim waiting (``direct``) is leased to it
+    here, in this transaction, and returned to be handed over: it skips the queue and the
+    claim's own store pass.
+    """
     run_rows = [
         {"task_id": tid, "fire_time": now, "status": RunStatus.PENDING.value, "created_at": now}
         for tid, _ in fired
@@ -174,23 +197,68 @@ def _fire_all(conn: Connection, fired: list[tuple[int, TaskSpec]], *, now: datet
     run_ids = _insert_ids(conn, runs, run_rows)
     plan = _Dispatch(conn)
     execution_rows: list[dict[str, Any]] = []
+    direct_rows: list[dict[str, Any]] = []
+    direct_specs: list[TaskSpec] = []
     skipped: list[tuple[int, int]] = []
     wake = Wake()
     for run_id, (task_id, spec) in zip(run_ids, fired, strict=True):
         targets = plan.targets(spec)
         if not targets:
             skipped.append((run_id, task_id))
-        execution_rows += [
-            execution_row(run_id, task_id, spec, agent, now=now) for agent in targets
-        ]
         for agent in targets:
-            wake |= wake_for(agent)
+            row = execution_row(run_id, task_id, spec, agent, now=now)
+            sha256 = plan.handed_to(agent, spec, direct)
+            if sha256 is None:
+                execution_rows.append(row)
+                wake |= wake_for(agent)
+                continue
+            assert direct is not None  # handed_to answers None without it
+            lease = now + timedelta(seconds=direct.lease_seconds)
+            direct_rows.append(
+                {
+                    **row,
+                    "status": ExecutionStatus.RUNNING.value,
+                    "started_at": now,
+                    "lease_expires_at": lease,
+                    "plugin_sha256": sha256,
+                }
+            )
+            direct_specs.append(spec)
     if execution_rows:
         conn.execute(insert(executions), execution_rows)
+    handed = _insert_handed(conn, direct_rows, direct_specs, now=now)
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
-    return wake
+    return wake, handed
+
+
+def _insert_handed(
+    conn: Connection, rows: list[dict[str, Any]], specs: list[TaskSpec], *, now: datetime
+) -> list[Claimed]:
+    """Insert executions already leased to their agents, start their runs; what to hand over."""
+    if not rows:
+        return []
+    stmt = _insert_returning_rows(executions)
+    started = [execution_from_row(row) for row in conn.execute(stmt, rows).mappings()]
+    start_runs(conn, (execution.run_id for execution in started), now=now)
+    return [
+        Claimed(
+            execution=execution,
+            plugin=spec.plugin,
+            action=spec.action,
+            args=list(spec.args),
+            kwargs=dict(spec.kwargs),
+            timeout_seconds=spec.timeout_seconds,
+            plugin_sha256=row["plugin_sha256"],
+        )
+        for execution, spec, row in zip(started, specs, rows, strict=True)
+    ]
+
+
+@cache
+def _insert_returning_rows(table: Table) -> Insert:
+    return insert(table).returning(*table.c, sort_by_parameter_order=True)
 
 
 class _Dispatch:
@@ -198,7 +266,25 @@ class _Dispatch:
     far in this batch, so ``anyone`` tasks spread over the agents as they would one by one."""
 
     def __init__(self, conn: Connection) -> None:
+        self._conn = conn
         self._loads = {load.name: load for load in agent_loads(conn)}
+        self._sha256: dict[str, str | None] = {}
+
+    def handed_to(self, agent: str | None, spec: TaskSpec, direct: Direct | None) -> str | None:
+        """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
+        is online, the plugin exists, and one of the agent's claims is waiting (a slot of it
+        is then reserved); None otherwise."""
+        load = self._loads.get(agent) if agent is not None else None
+        if direct is None or load is None or load.status is not AgentStatus.ONLINE:
+            return None
+        if spec.plugin not in self._sha256:
+            self._sha256[spec.plugin] = self._conn.execute(
+                _PLUGIN_SHA256, {"p_name": spec.plugin}
+            ).scalar()
+        sha256 = self._sha256[spec.plugin]
+        if sha256 is None or not direct.take(load.name):
+            return None
+        return sha256
 
     def targets(self, spec: TaskSpec) -> list[str | None]:
         """Whom a new run of ``spec`` goes to; None stands for an unassigned execution."""

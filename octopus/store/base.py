@@ -42,11 +42,13 @@ class Wake:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Created:
-    """The outcome of ``create_task``: the task, whether it is new, and whom to wake."""
+    """The outcome of ``create_task``: the task, whether it is new, whom to wake, and the
+    executions leased at once to agents whose claims were waiting (see ``Direct``)."""
 
     task: Task
     created: bool
     wake: Wake = field(default_factory=Wake)
+    handed: list[Claimed] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,6 +59,7 @@ class CreatedTasks:
     tasks: list[Task]
     created: bool
     wake: Wake = field(default_factory=Wake)
+    handed: list[Claimed] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -115,6 +118,18 @@ class Claimed:
     kwargs: dict[str, JSON]
     timeout_seconds: float | None
     plugin_sha256: str
+
+
+class Direct(Protocol):
+    """Agents whose long-poll claims are waiting right now. A creating transaction leases a
+    new execution to such an agent at once, and the server hands it over after the commit,
+    so it skips the queue and the claim's own pass over the store."""
+
+    lease_seconds: float
+
+    def take(self, agent: str) -> bool:
+        """Reserve a slot of a waiting claim of ``agent`` (asked once per agent and
+        transaction); False when none is waiting."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -262,6 +277,7 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str | None = None,
+        direct: Direct | None = None,
     ) -> Created:
         """Store a task; an ``adhoc`` task also fires its one run in the same transaction.
 
@@ -272,6 +288,9 @@ class Store(Protocol):
         for ``spec.target`` whether or not it is online. The same ``idempotency_key`` with the
         same ``request_hash`` returns the stored task with ``created=False``; with another
         hash it raises Conflict. Nothing is stored on error.
+
+        With ``direct``, an execution whose agent is online and has a claim waiting is leased
+        to it at once (``running``, in ``Created.handed``) instead of queued.
         """
 
     def create_tasks(

@@ -62,6 +62,7 @@ from octopus.store.base import (
     ClaimResult,
     Created,
     CreatedTasks,
+    Direct,
     Finished,
     Fired,
     Firing,
@@ -170,6 +171,7 @@ class SqlStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str | None = None,
+        direct: Direct | None = None,
     ) -> Created:
         """See ``Store.create_task``."""
         try:
@@ -182,6 +184,7 @@ class SqlStore:
                         now=now,
                         idempotency_key=idempotency_key,
                         request_hash=request_hash,
+                        direct=direct,
                     ),
                     actor,
                     now=now,

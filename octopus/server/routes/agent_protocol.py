@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Path, Response
+from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from octopus.core.audit import agent_actor
@@ -114,30 +115,55 @@ def _claimed(claimed: Claimed) -> ClaimedExecution:
 
 
 @router.post("/agents/{name}/claim")
-async def claim(body: ClaimRequest, agent: AgentIdentity, state: State) -> ClaimResponse:
+async def claim(
+    body: ClaimRequest, agent: AgentIdentity, state: State, request: Request
+) -> ClaimResponse:
     """Long-poll for work: answers as soon as there are executions or cancellations for this
     agent, or after `wait_seconds` with nothing. Each returned execution is leased to it."""
     deadline = time.monotonic() + body.wait_seconds
-    with state.notifier.listen(agent.name) as woken:
-        while True:
-            woken.clear()
-            found = await run_in_threadpool(
-                state.store.claim,
-                agent.name,
-                slots=body.slots,
-                now=utcnow(),
-                lease_seconds=state.lease_seconds,
-            )
-            remaining = deadline - time.monotonic()
-            if found.claimed or found.cancel or remaining <= 0 or state.notifier.closing:
-                return ClaimResponse(
-                    executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
+    notifier = state.notifier
+    handed: list[Claimed] = []
+    with notifier.listen(agent.name, body.slots) as waiter:
+        # An agent that stopped or lost its connection leaves its long-poll behind; without
+        # this watch the claim would go on leasing work to a socket no one reads.
+        hangup = asyncio.ensure_future(_hung_up(request))
+        hangup.add_done_callback(lambda _: notifier.leave(waiter))
+        try:
+            while True:
+                waiter.woken.clear()
+                given, on_the_way = notifier.stop_waiting(waiter)
+                handed += given
+                if on_the_way:  # a creating transaction reserved a slot: it commits soon
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(RECHECK_SECONDS):
+                            await waiter.woken.wait()
+                    continue
+                if handed or waiter.gone:
+                    return ClaimResponse(executions=[_claimed(c) for c in handed], cancel=[])
+                found = await run_in_threadpool(
+                    state.store.claim,
+                    agent.name,
+                    slots=body.slots,
+                    now=utcnow(),
+                    lease_seconds=state.lease_seconds,
                 )
-            try:
-                async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
-                    await woken.wait()
-            except TimeoutError:
-                pass
+                remaining = deadline - time.monotonic()
+                if found.claimed or found.cancel or remaining <= 0 or notifier.closing:
+                    return ClaimResponse(
+                        executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
+                    )
+                notifier.wait_open(waiter)
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
+                        await waiter.woken.wait()
+        finally:
+            hangup.cancel()
+
+
+async def _hung_up(request: Request) -> None:
+    """Return once the client has disconnected (the body was read already)."""
+    while (await request.receive())["type"] != "http.disconnect":
+        pass
 
 
 @router.post("/executions/{execution_id}/report")

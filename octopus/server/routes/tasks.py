@@ -34,7 +34,7 @@ from octopus.server.clock import utcnow
 from octopus.server.errors import validation_details
 from octopus.server.present import execution_read, run_read, runs_read, task_detail, task_read
 from octopus.server.state import ServerState
-from octopus.store.base import Created
+from octopus.store.base import Claimed, Created
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Admin])
 
@@ -91,17 +91,26 @@ def _check_times(spec: TaskSpec, now: datetime) -> None:
 def _create(
     body: TaskCreate, state: ServerState, idempotency_key: str | None, actor: str
 ) -> Created:
-    """Validate and store in one thread hop (each hop costs dispatch latency a wake-up)."""
+    """Validate and store in one thread hop (each hop costs dispatch latency a wake-up); an
+    execution leased to a waiting claim in the transaction is handed to it at once."""
     _validate(body, state)
     spec, now = _spec(body), utcnow()
     _check_times(spec, now)
-    return state.store.create_task(
-        spec,
-        now=now,
-        idempotency_key=idempotency_key,
-        request_hash=_request_hash(body) if idempotency_key else None,
-        actor=actor,
-    )
+    handoff = state.notifier.handoff(state.lease_seconds)
+    handed: list[Claimed] = []
+    try:
+        created = state.store.create_task(
+            spec,
+            now=now,
+            idempotency_key=idempotency_key,
+            request_hash=_request_hash(body) if idempotency_key else None,
+            actor=actor,
+            direct=handoff,
+        )
+        handed = created.handed
+    finally:
+        state.notifier.settle(handoff, handed)
+    return created
 
 
 @router.post("", status_code=201)

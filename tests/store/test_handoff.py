@@ -1,0 +1,185 @@
+"""Handing a new execution straight to a waiting claim: leased in the creating transaction,
+given to the claim after the commit, and the claim's slot given back whenever it is not."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+
+from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus
+from octopus.core.models import TaskSpec
+from octopus.errors import Conflict
+from octopus.server.notifier import Notifier, Waiter
+from octopus.store import SqlStore
+from octopus.store.base import Claimed, Created, PluginVersion
+from tests.conftest import FixedClock
+from tests.store.conftest import LEASE_SECONDS, AddAgent
+
+MakeSpec = Callable[..., TaskSpec]
+
+
+@dataclass
+class Outcome:
+    created: Created | None
+    handed: list[Claimed]
+    free: int
+    error: Exception | None = None
+
+
+def create_while_waiting(
+    store: SqlStore,
+    spec: TaskSpec,
+    now: object,
+    *,
+    agent: str = "a1",
+    slots: int = 2,
+    key: str | None = None,
+    request_hash: str | None = None,
+) -> Outcome:
+    """Create ``spec`` (in a worker thread, as the route does) while ``agent``'s claim waits."""
+
+    async def scenario() -> Outcome:
+        notifier = Notifier()
+        with notifier.listen(agent, slots) as waiter:
+            notifier.wait_open(waiter)
+            handoff = notifier.handoff(LEASE_SECONDS)
+            created: Created | None = None
+            error: Exception | None = None
+            try:
+                created = await asyncio.to_thread(
+                    store.create_task,
+                    spec,
+                    now=now,  # type: ignore[arg-type]
+                    idempotency_key=key,
+                    request_hash=request_hash,
+                    direct=handoff,
+                )
+            except Conflict as exc:
+                error = exc
+            notifier.settle(handoff, created.handed if created else [])
+            handed = await _handed(notifier, waiter)
+            return Outcome(created=created, handed=handed, free=waiter.free, error=error)
+
+    return asyncio.run(scenario())
+
+
+async def _handed(notifier: Notifier, waiter: Waiter) -> list[Claimed]:
+    await asyncio.sleep(0)  # let the delivery scheduled by ``settle`` run
+    handed, on_the_way = notifier.stop_waiting(waiter)
+    assert on_the_way == 0
+    return handed
+
+
+def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    outcome = create_while_waiting(store, make_spec(), clock.now)
+    assert outcome.created is not None
+    [claimed] = outcome.handed
+    assert claimed == outcome.created.handed[0]
+    assert claimed.plugin_sha256 == demo_plugin.sha256
+    execution = store.get_execution(claimed.execution.id)
+    assert (execution.status, execution.agent) == (ExecutionStatus.RUNNING, "a1")
+    assert execution.lease_expires_at is not None and execution.started_at == clock.now
+    [run] = store.list_runs(outcome.created.task.id)
+    assert run.status is RunStatus.RUNNING
+    assert store.get_task(outcome.created.task.id).status is TaskStatus.RUNNING
+    assert outcome.free == 1
+    # Nothing is left queued for the claim's own store pass.
+    assert store.claim_executions("a1", slots=2, now=clock.now, lease_seconds=30) == []
+
+
+def test_all_hands_one_execution_to_each_waiting_agent_and_queues_the_rest(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    add_agent("a2")
+    outcome = create_while_waiting(store, make_spec(ownership=Ownership.ALL), clock.now)
+    assert outcome.created is not None
+    assert [c.execution.agent for c in outcome.handed] == ["a1"]
+    page, _ = store.list_executions(task_id=outcome.created.task.id)
+    statuses = sorted((e.agent, e.status) for e in page)
+    assert statuses == [("a1", ExecutionStatus.RUNNING), ("a2", ExecutionStatus.QUEUED)]
+    assert outcome.created.wake.agents == {"a2"}
+
+
+@pytest.mark.parametrize("case", ["draining", "no plugin", "no free slot", "other agent"])
+def test_nothing_is_handed_over_when_the_claim_may_not_take_it(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+    case: str,
+) -> None:
+    add_agent("a1", draining=case == "draining")
+    add_agent("a2")
+    spec = make_spec(ownership=Ownership.SPECIFIC, target="a1")
+    if case == "no plugin":
+        spec = make_spec(plugin="ghost", ownership=Ownership.SPECIFIC, target="a1")
+    waiting = "a2" if case == "other agent" else "a1"
+    slots = 0 if case == "no free slot" else 2
+    outcome = create_while_waiting(store, spec, clock.now, agent=waiting, slots=slots)
+    assert outcome.created is not None
+    assert outcome.handed == [] and outcome.created.handed == []
+    [execution] = store.list_executions(task_id=outcome.created.task.id)[0]
+    assert (execution.status, execution.agent) == (ExecutionStatus.QUEUED, "a1")
+    assert outcome.free == slots  # the slot was never taken, or was given back
+
+
+def test_a_refused_create_takes_no_slot(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    store.create_task(make_spec(), now=clock.now, idempotency_key="k", request_hash="h1")
+    outcome = create_while_waiting(
+        store, make_spec(args=[2]), clock.now, key="k", request_hash="h2"
+    )
+    assert isinstance(outcome.error, Conflict)
+    assert outcome.handed == []
+    assert outcome.free == 2
+
+
+def test_a_reservation_that_is_not_used_gives_the_slot_back_and_wakes_the_claim() -> None:
+    # A transaction that fails after reserving (or picks other agents when it is retried).
+    async def scenario() -> tuple[int, int, bool, list[Claimed]]:
+        notifier = Notifier()
+        with notifier.listen("a1", 1) as waiter:
+            notifier.wait_open(waiter)
+            handoff = notifier.handoff(LEASE_SECONDS)
+            assert handoff.take("a1") and handoff.take("a1")  # once per agent, however asked
+            assert not notifier.handoff(LEASE_SECONDS).take("a1")  # its only slot is reserved
+            reserved = waiter.reserved
+            notifier.settle(handoff, [])
+            await asyncio.wait_for(waiter.woken.wait(), 1)
+            handed, _ = notifier.stop_waiting(waiter)
+            return reserved, waiter.free, waiter.reserved == 0, handed
+
+    assert asyncio.run(scenario()) == (1, 1, True, [])
+
+
+def test_a_claim_that_stopped_waiting_takes_no_reservation() -> None:
+    async def scenario() -> bool:
+        notifier = Notifier()
+        with notifier.listen("a1", 2) as waiter:
+            notifier.wait_open(waiter)
+            notifier.stop_waiting(waiter)  # woke up to look at the store itself
+            return notifier.handoff(LEASE_SECONDS).take("a1")
+
+    assert asyncio.run(scenario()) is False
