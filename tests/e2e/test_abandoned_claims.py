@@ -44,9 +44,9 @@ def test_work_is_not_leased_to_a_claim_whose_client_hung_up(
 
     task = api.create_task("e2eplug.echo", "x", ownership="specific", target=name)
     # Nobody is claiming for this agent now, so its execution must stay queued.
-    assert stays(
-        lambda: [e["status"] for e in api.executions(task["id"])] == ["queued"], 2.0
-    ), api.executions(task["id"])
+    assert stays(lambda: [e["status"] for e in api.executions(task["id"])] == ["queued"], 2.0), (
+        api.executions(task["id"])
+    )
     api.cancel_task(task["id"])
 
 
