@@ -426,23 +426,16 @@ class Store(Protocol):
         """``record_heartbeat`` for many beats in one transaction (a later beat of an agent
         wins); unknown or revoked agents are absent from the answer."""
 
-    def claim_executions(
-        self, agent: str, *, slots: int, now: datetime, lease_seconds: float
-    ) -> list[Claimed]:
-        """Lease up to ``slots`` queued executions whose ``not_before`` has passed to ``agent``:
-        first those assigned to it, oldest first, then unassigned ``anyone`` executions whose
-        labels match its labels. Each becomes ``running`` with ``lease_expires_at`` set. Never
-        hands one execution to two agents (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single
-        writer on SQLite). An execution whose plugin no longer exists is failed instead of
-        claimed. A draining or offline agent claims nothing.
-        """
-
-    def pending_cancels(self, agent: str) -> list[int]:
-        """Ids of the agent's running executions that are marked for stopping."""
-
     def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
-        """``claim_executions`` and ``pending_cancels`` in one transaction (one per long-poll
-        pass); only a read when ``slots`` is 0."""
+        """One long-poll pass for ``agent``, in one transaction (only a read when ``slots`` is
+        0): the running executions it must stop, and up to ``slots`` queued executions whose
+        ``not_before`` has passed, leased to it: first those assigned to it, oldest first, then
+        unassigned ``anyone`` executions whose labels match its labels. Each becomes
+        ``running`` with ``lease_expires_at`` set. Never hands one execution to two agents
+        (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on SQLite). An execution
+        whose plugin no longer exists is failed instead of claimed. A draining or offline agent
+        claims nothing.
+        """
 
     def append_output(self, execution_id: int, *, agent: str, text: str, limit: int) -> None:
         """Append live output to a running execution that ``agent`` holds, so it can be

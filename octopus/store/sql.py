@@ -58,7 +58,6 @@ from octopus.store.base import (
     Beat,
     ChangeMarks,
     Changes,
-    Claimed,
     ClaimResult,
     Created,
     CreatedTasks,
@@ -406,16 +405,6 @@ class SqlStore:
             lambda conn: _agents.record_heartbeats(conn, beats, lease_seconds=lease_seconds)
         )
 
-    def claim_executions(
-        self, agent: str, *, slots: int, now: datetime, lease_seconds: float
-    ) -> list[Claimed]:
-        """See ``Store.claim_executions``."""
-        return self._write(
-            lambda conn: _claims.claim_executions(
-                conn, agent, slots=slots, now=now, lease_seconds=lease_seconds
-            )
-        )
-
     def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
         """See ``Store.claim``."""
         if slots <= 0:
@@ -429,11 +418,6 @@ class SqlStore:
             return ClaimResult(claimed=claimed, cancel=_agents.pending_cancels(conn, agent))
 
         return self._write(work)
-
-    def pending_cancels(self, agent: str) -> list[int]:
-        """See ``Store.pending_cancels``."""
-        with self._read() as conn:
-            return _agents.pending_cancels(conn, agent)
 
     def append_output(self, execution_id: int, *, agent: str, text: str, limit: int) -> None:
         """See ``Store.append_output``."""

@@ -51,9 +51,7 @@ def claim(store: SqlStore, clock: FixedClock) -> Callable[..., list[Claimed]]:
     """``claim(agent, slots=1)`` at the clock's time with the standard lease."""
 
     def take(agent: str, slots: int = 1) -> list[Claimed]:
-        return store.claim_executions(
-            agent, slots=slots, now=clock.now, lease_seconds=LEASE_SECONDS
-        )
+        return store.claim(agent, slots=slots, now=clock.now, lease_seconds=LEASE_SECONDS).claimed
 
     return take
 

@@ -40,7 +40,9 @@ def test_cancel_flags_running_executions_until_their_agent_reports(
     task, wake = store.cancel_task(task_id, now=clock.now)
     assert task.status is TaskStatus.CANCELLED
     assert wake == Wake(agents=frozenset({"a1"}))
-    assert store.pending_cancels("a1") == [claimed.execution.id]
+    assert store.claim("a1", slots=0, now=clock.now, lease_seconds=30).cancel == [
+        claimed.execution.id
+    ]
     beat = store.record_heartbeat(
         "a1", facts=AgentFacts(), labels={}, draining=False, now=clock.now, lease_seconds=30
     )
@@ -52,7 +54,7 @@ def test_cancel_flags_running_executions_until_their_agent_reports(
         outcome=Outcome(status=ExecutionStatus.CANCELLED),
         now=clock.now,
     )
-    assert store.pending_cancels("a1") == []
+    assert store.claim("a1", slots=0, now=clock.now, lease_seconds=30).cancel == []
     assert store.list_runs(task_id)[0].status is RunStatus.CANCELLED
     assert store.list_executions(task_id=task_id)[1] == 1  # a cancelled task is not retried
     assert store.get_task(task_id).status is TaskStatus.CANCELLED

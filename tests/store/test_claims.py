@@ -179,7 +179,7 @@ def test_concurrent_claims_on_postgres_get_disjoint_executions(
         barrier.wait()
         taken: list[int] = []
         for _ in range(10):
-            claimed = store.claim_executions(name, slots=2, now=clock.now, lease_seconds=30)
+            claimed = store.claim(name, slots=2, now=clock.now, lease_seconds=30).claimed
             taken += [c.execution.id for c in claimed]
         results[name] = taken
 
@@ -191,7 +191,7 @@ def test_concurrent_claims_on_postgres_get_disjoint_executions(
         thread.start()
     for thread in threads:
         thread.join(timeout=30)
-    rest = store_a.claim_executions("a0", slots=40, now=clock.now, lease_seconds=30)
+    rest = store_a.claim("a0", slots=40, now=clock.now, lease_seconds=30).claimed
     store_a.close()
     store_b.close()
     every = [i for taken in results.values() for i in taken] + [c.execution.id for c in rest]

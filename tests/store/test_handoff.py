@@ -94,7 +94,7 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     assert store.get_task(outcome.created.task.id).status is TaskStatus.RUNNING
     assert outcome.free == 1
     # Nothing is left queued for the claim's own store pass.
-    assert store.claim_executions("a1", slots=2, now=clock.now, lease_seconds=30) == []
+    assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
 
 
 def test_all_hands_one_execution_to_each_waiting_agent_and_queues_the_rest(

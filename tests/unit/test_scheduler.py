@@ -61,7 +61,7 @@ def runs_of(store: SqlStore, task_id: int) -> list[Run]:
 
 def finish_all(store: SqlStore, now: datetime) -> None:
     """Claim and succeed every queued execution on ``a1``."""
-    for claimed in store.claim_executions("a1", slots=50, now=now, lease_seconds=LEASE):
+    for claimed in store.claim("a1", slots=50, now=now, lease_seconds=LEASE).claimed:
         outcome = Outcome(status=ExecutionStatus.SUCCEEDED, result=1)
         store.finish_execution(claimed.execution.id, agent="a1", outcome=outcome, now=now)
 
@@ -158,10 +158,12 @@ def test_cancel_previous_flags_a_running_execution_for_stopping(
     every(store, make_spec, overlap_policy=OverlapPolicy.CANCEL_PREVIOUS)
     scheduler = Scheduler(store)
     scheduler.tick(at(0))
-    [claimed] = store.claim_executions("a1", slots=1, now=at(1), lease_seconds=LEASE)
+    [claimed] = store.claim("a1", slots=1, now=at(1), lease_seconds=LEASE).claimed
     tick = scheduler.tick(at(10))
     assert "a1" in tick.wake.agents
-    assert store.pending_cancels("a1") == [claimed.execution.id]
+    assert store.claim("a1", slots=0, now=at(10), lease_seconds=LEASE).cancel == [
+        claimed.execution.id
+    ]
 
 
 @pytest.mark.parametrize(
@@ -266,9 +268,7 @@ def test_jitter_delays_the_start_not_the_fire_time(
     [execution], _ = store.list_executions(run_ids=[run.id])
     delay = jitter_seconds_for(task.id, at(0), 5)
     assert execution.not_before == at(delay)
-    assert store.claim_executions("a1", slots=1, now=at(0), lease_seconds=LEASE) == [] or (
-        delay == 0
-    )
+    assert store.claim("a1", slots=1, now=at(0), lease_seconds=LEASE).claimed == [] or (delay == 0)
 
 
 def test_run_now_fires_once_outside_the_schedule(
@@ -368,6 +368,6 @@ def test_a_specific_run_waits_for_its_offline_agent(
     [queued] = store.list_executions(run_ids=[run.id], limit=10)[0]
     assert (queued.agent, queued.status) == ("a1", ExecutionStatus.QUEUED)
     heartbeat(store, "a1", at(1001))
-    [claimed] = store.claim_executions("a1", slots=4, now=at(1001), lease_seconds=LEASE)
+    [claimed] = store.claim("a1", slots=4, now=at(1001), lease_seconds=LEASE).claimed
     assert claimed.execution.id == queued.id
     assert statuses(store, task.id) == [(1000.0, RunStatus.RUNNING)]
