@@ -11,6 +11,7 @@ from types import FrameType
 
 import uvicorn
 from fastapi import FastAPI
+from starlette.types import ASGIApp
 
 from octopus import __version__
 from octopus.config import ServerSettings
@@ -21,6 +22,7 @@ from octopus.server.body_guard import BodyGuard
 from octopus.server.clock import utcnow
 from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
+from octopus.server.heartbeat_lane import HeartbeatLane
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
 from octopus.server.metrics import Metrics, RequestTimer
@@ -41,6 +43,7 @@ from octopus.server.routes import (
     plugins,
     tasks,
 )
+from octopus.server.routes.agent_protocol import HEARTBEAT_ROUTE
 from octopus.server.scheduler import Scheduler
 from octopus.server.secrets import ServerTokens, ensure_tokens
 from octopus.server.state import ServerState
@@ -52,8 +55,6 @@ logger = logging.getLogger(__name__)
 REAPER_INTERVAL_SECONDS = 1.0
 PLUGIN_KEY_FILE = "plugin-signing.key"
 """The Ed25519 key that signs plugin versions, created in the data dir on first start."""
-HEARTBEAT_ROUTE = "/api/v1/agents/{name}/heartbeat"
-"""The heartbeat route's template: the request timer counts its successes as heartbeats."""
 
 
 def build_state(settings: ServerSettings, store: Store | None = None) -> ServerState:
@@ -117,9 +118,23 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.scheduler = None
 
 
+class _App(FastAPI):
+    """FastAPI with the heartbeat lane in front of its whole middleware stack."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        state: ServerState = self.state.octopus
+        return HeartbeatLane(
+            super().build_middleware_stack(),
+            state=state,
+            metrics=self.state.metrics,
+            max_body_bytes=state.settings.max_body_bytes,
+        )
+
+
 def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
-    """The ASGI app: routes, error handlers, body guard, and loops started in the lifespan."""
-    app = FastAPI(
+    """The ASGI app: routes, error handlers, body guard, the heartbeat lane, and loops started
+    in the lifespan."""
+    app = _App(
         title="Octopus",
         version=__version__,
         summary="Distributed task orchestration: one server, many agents, Python plugins.",

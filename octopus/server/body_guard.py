@@ -96,7 +96,7 @@ class BodyGuard:
             status, code, message = problem
             await self._refuse(scope, receive, send, status, code, message)
             return
-        await self.app(scope, _replay(body, receive), send)
+        await self.app(scope, replay(body, receive), send)
 
     def _too_large(self) -> str:
         return f"request body is larger than {self.max_body_bytes} bytes"
@@ -142,7 +142,7 @@ class BodyGuard:
         await response(scope, receive, send)
 
 
-def _replay(body: bytes, downstream: Receive) -> Receive:
+def replay(body: bytes, downstream: Receive) -> Receive:
     """Hand the buffered body to the app once, then pass on the real receive (disconnects)."""
     sent = False
 

@@ -119,6 +119,9 @@ def _lease_update() -> Any:
 
 _HEARTBEAT_UPDATE = _heartbeat_update()
 _LEASE_UPDATE = _lease_update()
+_STATUSES = select(agents.c.name, agents.c.status).where(
+    agents.c.name.in_(bindparam("b_names", expanding=True)), agents.c.revoked_at.is_(None)
+)
 
 
 def record_heartbeats(
@@ -142,12 +145,10 @@ def record_heartbeats(
     if leases:
         conn.execute(_LEASE_UPDATE, leases)
     names = list(latest)
-    stmt = select(agents).where(agents.c.name.in_(names), agents.c.revoked_at.is_(None))
-    found = [agent_from_row(row) for row in conn.execute(stmt).mappings()]
     cancels = _pending_cancels_of(conn, names)
     return {
-        agent.name: HeartbeatResult(agent=agent, cancel=cancels.get(agent.name, []))
-        for agent in found
+        name: HeartbeatResult(name=name, status=AgentStatus(status), cancel=cancels.get(name, []))
+        for name, status in conn.execute(_STATUSES, {"b_names": names})
     }
 
 

@@ -145,7 +145,8 @@ class ClaimResult:
 class HeartbeatResult:
     """The agent's status after a heartbeat and the running executions it must stop."""
 
-    agent: Agent
+    name: str
+    status: AgentStatus
     cancel: list[int]
 
 

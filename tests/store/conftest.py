@@ -26,7 +26,7 @@ def add_agent(store: SqlStore, clock: FixedClock) -> AddAgent:
     def add(name: str, *, concurrency: int = 2, draining: bool = False, **labels: str) -> Agent:
         store.enroll_agent(name, labels=labels, token_hash=f"hash-{name}", now=clock.now)
         facts = AgentFacts(concurrency=concurrency, free_slots=concurrency)
-        beat = store.record_heartbeat(
+        store.record_heartbeat(
             name,
             facts=facts,
             labels=labels,
@@ -34,7 +34,7 @@ def add_agent(store: SqlStore, clock: FixedClock) -> AddAgent:
             now=clock.now,
             lease_seconds=LEASE_SECONDS,
         )
-        return beat.agent
+        return store.get_agent(name)
 
     return add
 

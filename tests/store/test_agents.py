@@ -86,9 +86,10 @@ def test_heartbeat_stores_facts_and_labels(
         now=clock.advance(5),
         lease_seconds=30,
     )
-    assert beat.agent.facts == facts
-    assert (beat.agent.labels, beat.agent.last_heartbeat) == ({"zone": "eu"}, clock.now)
-    assert store.get_agent("a1") == beat.agent
+    assert (beat.name, beat.status, beat.cancel) == ("a1", AgentStatus.ONLINE, [])
+    agent = store.get_agent("a1")
+    assert agent.facts == facts
+    assert (agent.labels, agent.last_heartbeat) == ({"zone": "eu"}, clock.now)
 
 
 def test_list_agents_by_name(store: SqlStore, add_agent: AddAgent) -> None:

@@ -126,7 +126,7 @@ def test_set_draining_stops_claims_and_resuming_restores_them(
     beat = store.record_heartbeat(
         "a1", facts=AgentFacts(), labels={}, draining=False, now=clock.now, lease_seconds=30
     )
-    assert beat.agent.status is AgentStatus.DRAINING
+    assert beat.status is AgentStatus.DRAINING
     assert claim("a1") == []
     store.set_draining("a1", False, now=clock.now)
     assert len(claim("a1")) == 1

@@ -30,8 +30,8 @@ def test_one_batch_stores_every_agents_facts(
     results = store.record_heartbeats(
         [_beat("a1", clock), _beat("a2", clock, draining=True)], lease_seconds=LEASE_SECONDS
     )
-    assert results["a1"].agent.status is AgentStatus.ONLINE
-    assert results["a2"].agent.status is AgentStatus.DRAINING
+    assert results["a1"].status is AgentStatus.ONLINE
+    assert results["a2"].status is AgentStatus.DRAINING
     for name in ("a1", "a2"):
         agent = store.get_agent(name)
         assert (agent.last_heartbeat, agent.facts.hostname) == (clock.now, f"host-{name}")
@@ -119,5 +119,5 @@ def test_concurrent_heartbeats_share_one_batch_and_an_unknown_agent_fails_alone(
 
     first, ghost, second = asyncio.run(beat_all())
     assert isinstance(ghost, NotFound)
-    assert isinstance(first, HeartbeatResult) and first.agent.name == "a1"
-    assert isinstance(second, HeartbeatResult) and second.agent.name == "a2"
+    assert isinstance(first, HeartbeatResult) and first.name == "a1"
+    assert isinstance(second, HeartbeatResult) and second.name == "a2"

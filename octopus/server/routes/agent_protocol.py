@@ -44,6 +44,9 @@ AgentNamePath = Annotated[str, Path(pattern=NAME_PATTERN.pattern, description="T
 PluginNamePath = Annotated[str, Path(pattern=IDENTIFIER_PATTERN.pattern)]
 ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
+HEARTBEAT_PATH = "/agents/{name}/heartbeat"
+HEARTBEAT_ROUTE = router.prefix + HEARTBEAT_PATH
+"""The heartbeat route's template, the label of its request metrics."""
 RECHECK_SECONDS = 0.5
 """How often a waiting claim looks at the store even without a wake-up (other replicas,
 retries whose backoff ended)."""
@@ -74,16 +77,23 @@ async def enroll(body: EnrollRequest, state: State) -> EnrollResponse:
     )
 
 
-@router.post("/agents/{name}/heartbeat")
+@router.post(HEARTBEAT_PATH)
 async def heartbeat(body: Heartbeat, agent: AgentIdentity, state: State) -> HeartbeatAck:
     """Record the agent's facts and renew the leases of its running executions."""
+    return await answer_heartbeat(state, agent.name, body)
+
+
+async def answer_heartbeat(state: ServerState, name: str, body: Heartbeat) -> HeartbeatAck:
+    """Record agent ``name``'s heartbeat; also the whole work of ``server.heartbeat_lane``.
+
+    Raises:
+        NotFound: The agent is unknown or revoked.
+    """
     facts = AgentFacts(**{**body.facts.model_dump(), "running": tuple(body.facts.running)})
-    beat = Beat(
-        name=agent.name, facts=facts, labels=body.labels, draining=body.draining, now=utcnow()
-    )
+    beat = Beat(name=name, facts=facts, labels=body.labels, draining=body.draining, now=utcnow())
     result = await _batcher(state).record(beat)
     return HeartbeatAck(
-        status=result.agent.status,
+        status=result.status,
         cancel=result.cancel,
         plugins=state.plugins.versions(),
         lease_seconds=state.lease_seconds,

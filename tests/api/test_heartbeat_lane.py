@@ -1,0 +1,167 @@
+"""The heartbeat lane answers well-formed heartbeats of known agents itself, exactly as the route
+would, and passes everything else, body intact, to the app, whose route gives the refusals."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from fastapi.testclient import TestClient
+from starlette.types import Receive, Scope, Send
+
+from octopus.server.heartbeat_lane import HeartbeatLane
+from octopus.server.metrics import Metrics
+from octopus.server.state import ServerState
+from octopus.store import open_store
+from tests.api.conftest import JOIN_TOKEN
+
+BEAT = {"facts": {"hostname": "lane-host", "concurrency": 2, "free_slots": 2}, "labels": {}}
+
+
+class Downstream:
+    """Stands for the app behind the lane (the full app is tested through it elsewhere): it
+    records what reaches it and answers 299."""
+
+    def __init__(self) -> None:
+        self.bodies: list[bytes] = []
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        self.bodies.append(message.get("body", b""))
+        await send({"type": "http.response.start", "status": 299, "headers": []})
+        await send({"type": "http.response.body", "body": b""})
+
+
+@pytest.fixture
+def agent(client: TestClient) -> dict[str, str]:
+    """Agent a1, enrolled; its first heartbeat went through the route, which remembered it."""
+    enrolled = client.post(
+        "/api/v1/agents/enroll",
+        json={"name": "a1", "labels": {}},
+        headers={"Authorization": f"Bearer {JOIN_TOKEN}"},
+    )
+    assert enrolled.status_code == 201, enrolled.text
+    return {"Authorization": f"Bearer {enrolled.json()['token']}"}
+
+
+@pytest.fixture
+def downstream() -> Downstream:
+    return Downstream()
+
+
+@pytest.fixture
+def lane(state: ServerState, downstream: Downstream) -> TestClient:
+    metrics = Metrics(state.store)
+    return TestClient(HeartbeatLane(downstream, state=state, metrics=metrics, max_body_bytes=4096))
+
+
+def _beat(client: TestClient, headers: dict[str, str], body: Any = BEAT, **kw: Any) -> Any:
+    return client.post("/api/v1/agents/a1/heartbeat", json=body, headers=headers, **kw)
+
+
+def test_the_lane_answers_as_the_route_does_and_stores_the_facts(
+    client: TestClient,
+    lane: TestClient,
+    agent: dict[str, str],
+    downstream: Downstream,
+    state: ServerState,
+) -> None:
+    by_route = _beat(client, agent, {**BEAT, "facts": {"hostname": "first"}})
+    assert by_route.status_code == 200
+
+    by_lane = _beat(lane, agent)
+
+    assert downstream.bodies == []
+    assert by_lane.status_code == 200
+    assert by_lane.headers["content-type"] == "application/json"
+    assert by_lane.json() == by_route.json()
+    assert by_lane.json()["status"] == "online"
+    assert state.store.get_agent("a1").facts.hostname == "lane-host"
+
+
+def test_the_full_app_answers_through_its_lane(
+    client: TestClient, agent: dict[str, str], state: ServerState
+) -> None:
+    assert _beat(client, agent).status_code == 200  # the route; the token is remembered now
+    answer = _beat(client, agent, {**BEAT, "draining": True})
+    assert answer.status_code == 200
+    assert answer.json()["status"] == "draining"
+    assert state.store.get_agent("a1").status.value == "draining"
+
+
+@pytest.mark.parametrize(
+    ("case", "send"),
+    [
+        ("invalid body", lambda c, h: _beat(c, h, {"facts": {"running": ["x"]}})),
+        ("unknown field", lambda c, h: _beat(c, h, {"mood": "good"})),
+        (
+            "another agent's path",
+            lambda c, h: c.post("/api/v1/agents/a2/heartbeat", json=BEAT, headers=h),
+        ),
+        ("unknown token", lambda c, h: _beat(c, {"Authorization": "Bearer nope"})),
+        ("no token", lambda c, h: _beat(c, {})),
+        ("a query string", lambda c, h: _beat(c, h, params={"x": "1"})),
+        ("not JSON", lambda c, h: c.post("/api/v1/agents/a1/heartbeat", content=b"x", headers=h)),
+        ("over the size limit", lambda c, h: _beat(c, h, {"labels": {"k": "v" * 5000}})),
+        ("another method", lambda c, h: c.put("/api/v1/agents/a1/heartbeat", json=BEAT, headers=h)),
+    ],
+)
+def test_everything_else_reaches_the_app_with_its_body(
+    client: TestClient,
+    lane: TestClient,
+    agent: dict[str, str],
+    downstream: Downstream,
+    case: str,
+    send: Any,
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    answer = send(lane, agent)
+    assert answer.status_code == 299, case
+    assert len(downstream.bodies) == 1
+
+
+def test_a_refused_body_reaches_the_app_whole(
+    lane: TestClient, agent: dict[str, str], client: TestClient, downstream: Downstream
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    body = {"facts": {"pid": -1}}
+    assert _beat(lane, agent, body).status_code == 299
+    assert json.loads(downstream.bodies[0]) == body
+
+
+def test_the_route_refuses_what_the_lane_passed_on(
+    client: TestClient, agent: dict[str, str]
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    answer = _beat(client, agent, {"facts": {"pid": -1}})
+    assert answer.status_code == 422
+    assert "pid" in answer.text
+    assert _beat(client, {"Authorization": "Bearer nope"}).status_code == 401
+    other = client.post("/api/v1/agents/a2/heartbeat", json=BEAT, headers=agent)
+    assert other.status_code == 403
+
+
+def test_a_revoked_agent_is_no_longer_answered_by_the_lane(
+    client: TestClient, lane: TestClient, agent: dict[str, str], downstream: Downstream
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    assert client.post("/api/v1/agents/a1/revoke").status_code == 200
+    assert _beat(lane, agent).status_code == 299
+    assert _beat(client, agent).status_code == 401
+
+
+def test_an_agent_revoked_by_another_replica_goes_to_the_route(
+    client: TestClient, lane: TestClient, agent: dict[str, str], database_url: str
+) -> None:
+    """This server still remembers the token; recording finds no agent and the route answers."""
+    assert _beat(client, agent).status_code == 200
+    replica = open_store(database_url)
+    try:
+        replica.revoke_agent("a1", now=datetime.now(UTC))
+    finally:
+        replica.close()
+    assert _beat(lane, agent).status_code == 299
+    refused = _beat(client, agent)
+    assert refused.status_code == 404, refused.text
