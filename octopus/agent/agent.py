@@ -9,7 +9,6 @@ import os
 import signal
 import time
 from collections.abc import Coroutine, Mapping
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,21 +16,19 @@ import httpx
 
 from octopus.agent.backoff import Backoff
 from octopus.agent.client import AgentClient, RequestRefused, ServerUnavailable
-from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor
+from octopus.agent.executor import Executor
 from octopus.agent.facts import FactsCollector, local_ip
 from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import PluginCache
 from octopus.agent.prefetch import Prefetch
-from octopus.agent.reports import ReportSender, report_of
+from octopus.agent.reports import ReportSender
+from octopus.agent.runner import ExecutionRunner
 from octopus.agent.slim import FIELDS, exec_slim
 from octopus.agent.state import AgentState
 from octopus.agent.worker_process import WorkerError
-from octopus.core.enums import ExecutionStatus
-from octopus.core.models import ExecutionError
 from octopus.errors import AuthError, Conflict, NotFound, OctopusError
 from octopus.logs import setup_logging
 from octopus.schemas.agents import (
-    ClaimedExecution,
     ClaimRequest,
     ClaimResponse,
     EnrollRequest,
@@ -50,7 +47,6 @@ SLIM_OPT_OUT = "OCTOPUS_AGENT_NO_EXEC"
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_AUTH = 2
-_DOWNLOAD_ATTEMPTS = 5
 _MAX_CLAIM_SLOTS = 256
 """The most executions one claim may ask for (``ClaimRequest.slots``)."""
 _EMPTY_CLAIM_PAUSE_SECONDS = 0.5
@@ -59,7 +55,11 @@ long-poll cannot make the agent spin."""
 
 
 class Agent:
-    """One agent: separate tasks for heartbeats, claiming, running executions and reporting."""
+    """One agent: separate tasks for heartbeats, claiming, running executions and reporting.
+
+    Running each claimed execution is ``runner.ExecutionRunner``'s job; the agent enrolls,
+    heartbeats, claims and decides when to drain or stop.
+    """
 
     def __init__(
         self,
@@ -124,26 +124,33 @@ class Agent:
         )
         self._prefetch = Prefetch(concurrency=concurrency, maximum=prefetch)
         self._facts = FactsCollector(concurrency=concurrency)
-        self._active: dict[int, ClaimedExecution] = {}
-        self._runners: set[asyncio.Task[None]] = set()
-        self._cancel_before_start: set[int] = set()
         self._draining = False
         self._exit_code = EXIT_OK
         self._server_up = True
         self._stop = asyncio.Event()
         self._abort = asyncio.Event()
         self._slot_freed = asyncio.Event()
+        self._runner = ExecutionRunner(
+            executor=self._executor,
+            output=self._output,
+            plugins=self._plugins,
+            fetch_plugin=self._client.download_plugin,
+            reports=self._reports,
+            prefetch=self._prefetch,
+            max_backoff_seconds=max_backoff_seconds,
+            on_slot_freed=self._slot_freed.set,
+        )
 
     @property
     def free_slots(self) -> int:
         """How many workers are free (held executions beyond the workers wait for one)."""
-        return max(0, self._concurrency - len(self._active))
+        return max(0, self._concurrency - self._runner.held)
 
     @property
     def claimable(self) -> int:
         """How many more executions this agent may hold now: free workers plus claim-ahead."""
         capacity = self._concurrency + self._prefetch.allowed
-        return min(_MAX_CLAIM_SLOTS, max(0, capacity - len(self._active)))
+        return min(_MAX_CLAIM_SLOTS, max(0, capacity - self._runner.held))
 
     def stop(self) -> None:
         """Drain: claim nothing more, finish and report running executions, then exit 0.
@@ -154,7 +161,7 @@ class Agent:
             logger.warning("Stopping now without waiting for running executions")
             self._abort.set()
             return
-        logger.info("Draining: %s execution(s) still running", len(self._active))
+        logger.info("Draining: %s execution(s) still running", self._runner.held)
         self._draining = True
         self._stop.set()
         self._slot_freed.set()
@@ -211,8 +218,7 @@ class Agent:
         self._abort.set()
 
     async def _drain(self) -> None:
-        while self._runners:
-            await asyncio.gather(*self._runners, return_exceptions=True)
+        await self._runner.wait_finished()
         await self._reports.wait_delivered()
 
     async def _until_abort(self, work: Coroutine[Any, Any, None]) -> None:
@@ -223,9 +229,7 @@ class Agent:
         await _cancel(job)
 
     async def _abort_work(self) -> None:
-        for runner in list(self._runners):
-            runner.cancel()
-        await asyncio.gather(*self._runners, return_exceptions=True)
+        await self._runner.abort()
         await self._reports.abort()
 
     # Enrollment -----------------------------------------------------------------------------
@@ -297,7 +301,7 @@ class Agent:
     async def _send_heartbeat(self) -> None:
         facts = self._facts.collect(
             free_slots=0 if self._draining else self.free_slots,
-            running=[*self._active, *self._reports.pending],
+            running=[*self._runner.held_ids, *self._reports.pending],
             plugin_versions=self._plugins.versions(),
         )
         heartbeat = Heartbeat(facts=facts, labels=self._labels, draining=self._draining)
@@ -315,12 +319,11 @@ class Agent:
 
     def _apply_ack(self, ack: HeartbeatAck) -> None:
         for execution_id in ack.cancel:
-            self._cancel(execution_id)
+            self._runner.cancel(execution_id)
         if ack.lease_seconds > 0:
             self._interval = min(self._heartbeat_interval, ack.lease_seconds / 2)
-        in_use = {claimed.plugin_sha256 for claimed in self._active.values()}
         try:
-            self._plugins.forget(ack.plugins, keep=in_use)
+            self._plugins.forget(ack.plugins, keep=self._runner.plugins_in_use())
         except OSError as exc:
             logger.warning("Cannot clean the plugin cache: %s", exc)
 
@@ -379,95 +382,18 @@ class Agent:
 
     def _accept(self, response: ClaimResponse) -> None:
         for execution_id in response.cancel:
-            self._cancel(execution_id)
+            self._runner.cancel(execution_id)
         for claimed in response.executions:
-            self._start(claimed)
+            self._runner.start(claimed)
         if response.executions:
             logger.debug(
-                "Claimed %s execution(s); holding %s", len(response.executions), len(self._active)
+                "Claimed %s execution(s); holding %s", len(response.executions), self._runner.held
             )
 
     async def _pause(self, seconds: float) -> None:
         if seconds > 0:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), seconds)
-
-    # Running ---------------------------------------------------------------------------------
-
-    def _cancel(self, execution_id: int) -> None:
-        if execution_id not in self._active:
-            return
-        logger.info("Cancelling", extra={"execution": execution_id})
-        if not self._executor.cancel(execution_id):
-            self._cancel_before_start.add(execution_id)
-
-    def _start(self, claimed: ClaimedExecution) -> None:
-        if claimed.id in self._active:
-            return
-        self._active[claimed.id] = claimed
-        logger.debug(
-            "Starting %s.%s",
-            claimed.plugin,
-            claimed.action,
-            extra={"execution": claimed.id, "task": claimed.task_id},
-        )
-        runner = asyncio.create_task(self._run_one(claimed))
-        self._runners.add(runner)
-        runner.add_done_callback(self._runners.discard)
-
-    async def _run_one(self, claimed: ClaimedExecution) -> None:
-        try:
-            outcome = await self._execute(claimed)
-        finally:
-            self._output.forget(claimed.id)
-            del self._active[claimed.id]
-            self._cancel_before_start.discard(claimed.id)
-            self._slot_freed.set()
-        if outcome.worker_pid is not None:
-            self._prefetch.record((outcome.finished_at - outcome.started_at).total_seconds())
-        logger.info(
-            "Execution %s",
-            outcome.status.value,
-            extra={"execution": claimed.id, "task": claimed.task_id},
-        )
-        self._reports.submit(claimed.id, report_of(outcome))
-
-    async def _execute(self, claimed: ClaimedExecution) -> ExecutionOutcome:
-        try:
-            path = await self._plugin_path(claimed)
-        except (OctopusError, OSError) as exc:
-            message = f"plugin {claimed.plugin} is not available here: {exc}"
-            return _ended(claimed, ExecutionStatus.FAILED, "PluginError", message)
-        if claimed.id in self._cancel_before_start:
-            return _ended(
-                claimed, ExecutionStatus.CANCELLED, "Cancelled", "the execution was cancelled"
-            )
-        request = ExecutionRequest(
-            id=claimed.id,
-            task_id=claimed.task_id,
-            plugin=claimed.plugin,
-            sha256=claimed.plugin_sha256,
-            path=path,
-            action=claimed.action,
-            args=claimed.args,
-            kwargs=claimed.kwargs,
-            timeout_seconds=claimed.timeout_seconds,
-        )
-        return await self._executor.run(request)
-
-    async def _plugin_path(self, claimed: ClaimedExecution) -> Path:
-        backoff = Backoff(cap_seconds=self._max_backoff_seconds)
-        for _ in range(_DOWNLOAD_ATTEMPTS - 1):
-            try:
-                return await self._plugins.ensure(
-                    claimed.plugin, claimed.plugin_sha256, self._client.download_plugin
-                )
-            except ServerUnavailable as exc:
-                logger.warning("Plugin download failed: %s", exc, extra={"execution": claimed.id})
-                await asyncio.sleep(backoff.next_delay())
-        return await self._plugins.ensure(
-            claimed.plugin, claimed.plugin_sha256, self._client.download_plugin
-        )
 
     # Signals ---------------------------------------------------------------------------------
 
@@ -486,20 +412,6 @@ class Agent:
         for signum in (signal.SIGTERM, signal.SIGINT):
             with contextlib.suppress(ValueError, RuntimeError, NotImplementedError):
                 loop.remove_signal_handler(signum)
-
-
-def _ended(
-    claimed: ClaimedExecution, status: ExecutionStatus, kind: str, message: str
-) -> ExecutionOutcome:
-    """The outcome of an execution that ended before any worker took it."""
-    now = datetime.now(UTC)
-    return ExecutionOutcome(
-        id=claimed.id,
-        status=status,
-        error=ExecutionError(type=kind, message=message),
-        started_at=now,
-        finished_at=now,
-    )
 
 
 async def _cancel(task: asyncio.Future[Any]) -> None:
