@@ -234,7 +234,7 @@ executions = Table(
     Column("finished_at", UTCDateTime),
     one_of("ownership", Ownership),
     one_of("status", ExecutionStatus),
-    Index(None, "status", "agent", "not_before"),
+    Index(None, "status", "agent", "id"),
     Index(None, "task_id", "id"),
     Index(None, "run_id"),
     Index(None, "status", "lease_expires_at"),
