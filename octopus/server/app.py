@@ -87,7 +87,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
     stopping = asyncio.Event()
     state.scheduler = Scheduler(state.store)
     loops = [
-        asyncio.create_task(state.scheduler.run(stopping, state.notifier.wake)),
+        asyncio.create_task(state.scheduler.run(stopping, state.notifier, state.lease_seconds)),
         asyncio.create_task(
             every(
                 REAPER_INTERVAL_SECONDS,

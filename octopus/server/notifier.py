@@ -37,14 +37,15 @@ class Handoff:
     """The slots one creating transaction reserved, at most one per agent (a run has at most one
     execution per agent), so a transaction that is retried reserves nothing twice.
 
-    Implements the store's ``Direct`` protocol; ``Notifier.settle`` must follow, with what
-    the transaction handed over (nothing if it failed), to release the rest.
+    Implements the store's ``Direct`` protocol. Made by ``Notifier.handing``, which settles it
+    when its block ends: the transaction sets ``handed`` to what it leased once it committed.
     """
 
     def __init__(self, notifier: Notifier, lease_seconds: float) -> None:
         self.lease_seconds = lease_seconds
         self._notifier = notifier
         self.taken: dict[str, Waiter] = {}
+        self.handed: Sequence[Claimed] = ()
 
     def take(self, agent: str) -> bool:
         """Reserve a free slot of an open claim of ``agent``; False when none is waiting."""
@@ -123,9 +124,17 @@ class Notifier:
             waiter.gone = True
         waiter.woken.set()
 
-    def handoff(self, lease_seconds: float) -> Handoff:
-        """A reservation book for one creating transaction."""
-        return Handoff(self, lease_seconds)
+    @contextmanager
+    def handing(self, lease_seconds: float) -> Iterator[Handoff]:
+        """A reservation book for one creating transaction (in any thread). When the block
+        ends, each reserving claim gets what was leased to its agent (``handoff.handed``), or
+        its slot back when nothing was (the transaction failed, or chose another agent on a
+        retry)."""
+        handoff = Handoff(self, lease_seconds)
+        try:
+            yield handoff
+        finally:
+            self._settle(handoff)
 
     def reserve(self, agent: str) -> Waiter | None:
         """Take a free slot of an open claim of ``agent`` (from any thread)."""
@@ -137,12 +146,9 @@ class Notifier:
                     return waiter
         return None
 
-    def settle(self, handoff: Handoff, handed: Sequence[Claimed]) -> None:
-        """After the creating transaction (from any thread): give each reserving claim what was
-        leased to its agent, or its slot back when nothing was (the transaction failed, or
-        chose another agent on a retry)."""
+    def _settle(self, handoff: Handoff) -> None:
         for agent, waiter in handoff.taken.items():
-            mine = [claimed for claimed in handed if claimed.execution.agent == agent]
+            mine = [claimed for claimed in handoff.handed if claimed.execution.agent == agent]
             waiter.loop.call_soon_threadsafe(self._deliver, waiter, mine)
 
     def _deliver(self, waiter: Waiter, handed: list[Claimed]) -> None:

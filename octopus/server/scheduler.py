@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -24,7 +23,8 @@ from octopus.core.models import Run, Task
 from octopus.core.plan import anchor_of, first_fire_time, next_after, schedule_for
 from octopus.core.timing import due_fire_times, next_fire_time, plan_missed
 from octopus.server.clock import utcnow
-from octopus.store.base import Fired, Firing, Store, Wake
+from octopus.server.notifier import Notifier
+from octopus.store.base import Claimed, Direct, Firing, Store, Wake
 
 logger = logging.getLogger(__name__)
 
@@ -46,6 +46,7 @@ class Tick:
 
     runs: list[Run] = field(default_factory=list)
     wake: Wake = field(default_factory=Wake)
+    handed: list[Claimed] = field(default_factory=list)
     next_due: datetime | None = None
 
 
@@ -70,23 +71,27 @@ class Scheduler:
         """Look at the tasks again now: one was created, edited, paused, resumed or run."""
         self._wakeup.set()
 
-    def tick(self, now: datetime) -> Tick:
-        """One step at ``now``: release waiting runs, plan new tasks, fire what is due."""
+    def tick(self, now: datetime, direct: Direct | None = None) -> Tick:
+        """One step at ``now``: release waiting runs, plan new tasks, fire what is due (in one
+        transaction; with ``direct``, work that may start now goes to waiting claims)."""
         fired = [self._store.release_waiting(now=now)]
-        fired += [self._step(task, now) for task in self._store.due_tasks(now=now, limit=DUE_BATCH)]
-        runs = [run for step in fired for run in step.runs]
+        firings = []
+        for task in self._store.due_tasks(now=now, limit=DUE_BATCH):
+            if task.next_run_at is not None:
+                firings.append((task.id, self.firing(task, now)))
+            elif (first := first_fire_time(task.spec, now)) is not None:
+                self._store.plan_task(task.id, next_run_at=first, now=now)
+        if firings:
+            fired.append(self._store.fire_due(firings, now=now, direct=direct))
         wake = Wake()
         for step in fired:
             wake |= step.wake
-        return Tick(runs=runs, wake=wake, next_due=self._store.next_due())
-
-    def _step(self, task: Task, now: datetime) -> Fired:
-        if task.next_run_at is None:
-            first = first_fire_time(task.spec, now)
-            if first is not None:
-                self._store.plan_task(task.id, next_run_at=first, now=now)
-            return Fired()
-        return self._store.fire_due(task.id, self.firing(task, now), now=now)
+        return Tick(
+            runs=[run for step in fired for run in step.runs],
+            wake=wake,
+            handed=[claimed for step in fired for claimed in step.handed],
+            next_due=self._store.next_due(),
+        )
 
     def firing(self, task: Task, now: datetime) -> Firing:
         """What to do with a due task at ``now``: fire times to fire and to record missed."""
@@ -130,14 +135,21 @@ class Scheduler:
             return f"catch-up for {missed + 1} missed firings"
         return f"catch-up: fired {late:.0f} s late"
 
+    def _handing_tick(self, notifier: Notifier, lease_seconds: float) -> Tick:
+        with notifier.handing(lease_seconds) as handoff:
+            tick = self.tick(utcnow(), direct=handoff)
+            handoff.handed = tick.handed
+        return tick
+
     def delay(self, next_due: datetime | None, now: datetime) -> float:
         """Seconds to sleep before the next tick: until ``next_due``, at most the cap."""
         if next_due is None:
             return self._max_sleep_seconds
         return min(max((next_due - now).total_seconds(), 0.0), self._max_sleep_seconds)
 
-    async def run(self, stopping: asyncio.Event, on_wake: Callable[[Wake], None]) -> None:
-        """Tick until ``stopping`` is set; ``on_wake`` tells agents about the new work.
+    async def run(self, stopping: asyncio.Event, notifier: Notifier, lease_seconds: float) -> None:
+        """Tick until ``stopping`` is set; ``notifier`` hands new work to waiting claims and
+        wakes the agents of the rest.
 
         Each sleep ends at the exact due instant (an asyncio timer), never before it, so a run
         never starts ahead of its fire time and starts within milliseconds after it.
@@ -146,8 +158,8 @@ class Scheduler:
             self._wakeup.clear()
             next_due = None
             try:
-                tick = await run_in_threadpool(self.tick, utcnow())
-                on_wake(tick.wake)
+                tick = await run_in_threadpool(self._handing_tick, notifier, lease_seconds)
+                notifier.wake(tick.wake)
                 next_due = tick.next_due
             except Exception:
                 logger.exception("Scheduler tick failed; trying again shortly")

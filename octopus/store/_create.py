@@ -10,18 +10,13 @@ same path with a batch of one).
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
-from datetime import datetime, timedelta
+from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
 
-from octopus.core.dispatch import eligible, least_loaded
 from octopus.core.enums import (
-    AgentStatus,
-    ExecutionStatus,
-    Ownership,
     RunStatus,
     TaskStatus,
     TaskType,
@@ -31,13 +26,12 @@ from octopus.core.plan import first_fire_time
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
-from octopus.store._fire import NO_ELIGIBLE_AGENT, agent_loads, execution_row
-from octopus.store._records import execution_from_row, spec_values, task_from_row
-from octopus.store._settle import move_run, settle_task, start_runs, wake_for
+from octopus.store._fire import NO_ELIGIBLE_AGENT, Dispatch
+from octopus.store._records import spec_values, task_from_row
+from octopus.store._settle import move_run, settle_task
 from octopus.store.base import Claimed, Created, CreatedTasks, Direct, Wake
-from octopus.store.tables import executions, plugins, runs, tasks
+from octopus.store.tables import executions, runs, tasks
 
-_PLUGIN_SHA256 = select(plugins.c.sha256).where(plugins.c.name == bindparam("p_name"))
 _BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
 _BY_IDS = select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
 FIRED_STATUS = task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.PENDING)
@@ -184,7 +178,7 @@ def _fire_all(
     now: datetime,
     direct: Direct | None = None,
 ) -> tuple[Wake, list[Claimed]]:
-    """One pending run per adhoc task and its executions, dispatched on one agent snapshot.
+    """One pending run per adhoc task and its executions, placed on one agent snapshot.
 
     An execution whose agent is online and has a claim waiting (``direct``) is leased to it
     here, in this transaction, and returned to be handed over: it skips the queue and the
@@ -195,108 +189,22 @@ def _fire_all(
         for tid, _ in fired
     ]
     run_ids = _insert_ids(conn, runs, run_rows)
-    plan = _Dispatch(conn)
-    execution_rows: list[dict[str, Any]] = []
-    direct_rows: list[dict[str, Any]] = []
-    direct_specs: list[TaskSpec] = []
+    plan = Dispatch(conn, direct)
+    queued: list[dict[str, Any]] = []
+    leased: list[tuple[dict[str, Any], TaskSpec]] = []
     skipped: list[tuple[int, int]] = []
     wake = Wake()
     for run_id, (task_id, spec) in zip(run_ids, fired, strict=True):
-        targets = plan.targets(spec)
-        if not targets:
+        placement = plan.place(run_id, task_id, spec, now=now)
+        if placement.nobody:
             skipped.append((run_id, task_id))
-        for agent in targets:
-            row = execution_row(run_id, task_id, spec, agent, now=now)
-            sha256 = plan.handed_to(agent, spec, direct)
-            if sha256 is None:
-                execution_rows.append(row)
-                wake |= wake_for(agent)
-                continue
-            assert direct is not None  # handed_to answers None without it
-            lease = now + timedelta(seconds=direct.lease_seconds)
-            direct_rows.append(
-                {
-                    **row,
-                    "status": ExecutionStatus.RUNNING.value,
-                    "started_at": now,
-                    "lease_expires_at": lease,
-                    "plugin_sha256": sha256,
-                }
-            )
-            direct_specs.append(spec)
-    if execution_rows:
-        conn.execute(insert(executions), execution_rows)
-    handed = _insert_handed(conn, direct_rows, direct_specs, now=now)
+        queued += placement.queued
+        leased += placement.leased
+        wake |= placement.wake
+    if queued:
+        conn.execute(insert(executions), queued)
+    plan.lease(leased, now=now)
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
-    return wake, handed
-
-
-def _insert_handed(
-    conn: Connection, rows: list[dict[str, Any]], specs: list[TaskSpec], *, now: datetime
-) -> list[Claimed]:
-    """Insert executions already leased to their agents, start their runs; what to hand over."""
-    if not rows:
-        return []
-    stmt = _insert_returning_rows(executions)
-    started = [execution_from_row(row) for row in conn.execute(stmt, rows).mappings()]
-    start_runs(conn, (execution.run_id for execution in started), now=now)
-    return [
-        Claimed(
-            execution=execution,
-            plugin=spec.plugin,
-            action=spec.action,
-            args=list(spec.args),
-            kwargs=dict(spec.kwargs),
-            timeout_seconds=spec.timeout_seconds,
-            plugin_sha256=row["plugin_sha256"],
-        )
-        for execution, spec, row in zip(started, specs, rows, strict=True)
-    ]
-
-
-@cache
-def _insert_returning_rows(table: Table) -> Insert:
-    return insert(table).returning(*table.c, sort_by_parameter_order=True)
-
-
-class _Dispatch:
-    """``_fire.targets_for`` over one snapshot of the agents, counting the work handed out so
-    far in this batch, so ``anyone`` tasks spread over the agents as they would one by one."""
-
-    def __init__(self, conn: Connection) -> None:
-        self._conn = conn
-        self._loads = {load.name: load for load in agent_loads(conn)}
-        self._sha256: dict[str, str | None] = {}
-
-    def handed_to(self, agent: str | None, spec: TaskSpec, direct: Direct | None) -> str | None:
-        """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
-        is online, the plugin exists, and one of the agent's claims is waiting (a slot of it
-        is then reserved); None otherwise."""
-        load = self._loads.get(agent) if agent is not None else None
-        if direct is None or load is None or load.status is not AgentStatus.ONLINE:
-            return None
-        if spec.plugin not in self._sha256:
-            self._sha256[spec.plugin] = self._conn.execute(
-                _PLUGIN_SHA256, {"p_name": spec.plugin}
-            ).scalar()
-        sha256 = self._sha256[spec.plugin]
-        if sha256 is None or not direct.take(load.name):
-            return None
-        return sha256
-
-    def targets(self, spec: TaskSpec) -> list[str | None]:
-        """Whom a new run of ``spec`` goes to; None stands for an unassigned execution."""
-        names: list[str | None]
-        if spec.ownership is Ownership.SPECIFIC:
-            names = [spec.target]
-        elif spec.ownership is Ownership.ALL:
-            names = [a.name for a in eligible(self._loads.values(), spec.labels)]
-        else:
-            names = [least_loaded(self._loads.values(), spec.labels)]
-        for name in names:
-            if name is not None and name in self._loads:
-                load = self._loads[name]
-                self._loads[name] = replace(load, assigned=load.assigned + 1)
-        return names
+    return wake, plan.handed

@@ -1,19 +1,24 @@
-"""Firing a run: snapshot the eligible agents and queue its executions."""
+"""Firing a run: snapshot the eligible agents and queue its executions, or lease them at
+once to agents whose claims are waiting (the hand-off)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, func, insert, select
+from sqlalchemy import Connection, Insert, Table, bindparam, func, insert, select
 
 from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
 from octopus.core.models import TaskSpec
 from octopus.core.states import RUN_TERMINAL
-from octopus.store._settle import move_run, settle_task, values, wake_for
-from octopus.store.base import Wake
-from octopus.store.tables import agents, executions, runs
+from octopus.store._records import execution_from_row
+from octopus.store._settle import move_run, settle_task, start_runs, values, wake_for
+from octopus.store.base import Claimed, Direct, Wake
+from octopus.store.tables import agents, executions, plugins, runs
 
 NO_ELIGIBLE_AGENT = "no eligible agent"
 ACTIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
@@ -53,14 +58,123 @@ def agent_loads(conn: Connection) -> list[AgentLoad]:
     ]
 
 
-def targets_for(conn: Connection, spec: TaskSpec) -> list[str | None]:
-    """Whom a new run of ``spec`` goes to; None stands for an unassigned ``anyone`` execution."""
-    if spec.ownership is Ownership.SPECIFIC:
-        return [spec.target]
-    loads = agent_loads(conn)
-    if spec.ownership is Ownership.ALL:
-        return [agent.name for agent in eligible(loads, spec.labels)]
-    return [least_loaded(loads, spec.labels)]
+_PLUGIN_SHA256 = select(plugins.c.sha256).where(plugins.c.name == bindparam("p_name"))
+
+
+@dataclass(slots=True)
+class Placement:
+    """Where one run's executions go: rows to queue, rows leased at once, whom to wake."""
+
+    queued: list[dict[str, Any]] = field(default_factory=list)
+    leased: list[tuple[dict[str, Any], TaskSpec]] = field(default_factory=list)
+    wake: Wake = field(default_factory=Wake)
+
+    @property
+    def nobody(self) -> bool:
+        """No agent to go to: the run is skipped."""
+        return not self.queued and not self.leased
+
+
+class Dispatch:
+    """Placing the runs fired in one transaction over one snapshot of the agents, counting the
+    work handed out so far, so ``anyone`` runs spread over the agents as they would one by
+    one; with ``direct``, executions for agents whose claims wait are leased to them at once
+    and collected in ``handed`` (after the transaction commits, the server hands them over)."""
+
+    def __init__(self, conn: Connection, direct: Direct | None = None) -> None:
+        self._conn = conn
+        self._direct = direct
+        self._loads = {load.name: load for load in agent_loads(conn)}
+        self._sha256: dict[str, str | None] = {}
+        self.handed: list[Claimed] = []
+
+    def place(
+        self,
+        run_id: int,
+        task_id: int,
+        spec: TaskSpec,
+        *,
+        now: datetime,
+        not_before: datetime | None = None,
+    ) -> Placement:
+        """The executions of a new run of ``spec``; work that may start now can be leased."""
+        placement = Placement()
+        for agent in self._targets(spec):
+            row = execution_row(run_id, task_id, spec, agent, now=now, not_before=not_before)
+            sha256 = self._handed_to(agent, spec) if row["not_before"] <= now else None
+            if sha256 is None:
+                placement.queued.append(row)
+                placement.wake |= wake_for(agent)
+                continue
+            assert self._direct is not None  # _handed_to answers None without it
+            lease = now + timedelta(seconds=self._direct.lease_seconds)
+            leased = {
+                **row,
+                "status": ExecutionStatus.RUNNING.value,
+                "started_at": now,
+                "lease_expires_at": lease,
+                "plugin_sha256": sha256,
+            }
+            placement.leased.append((leased, spec))
+        return placement
+
+    def lease(self, leased: Sequence[tuple[dict[str, Any], TaskSpec]], *, now: datetime) -> None:
+        """Insert executions already leased to their agents (from ``place``), start their
+        runs, and add them to ``handed``."""
+        if not leased:
+            return
+        rows = [row for row, _ in leased]
+        stmt = _insert_returning_rows(executions)
+        started = [execution_from_row(row) for row in self._conn.execute(stmt, rows).mappings()]
+        start_runs(self._conn, (execution.run_id for execution in started), now=now)
+        self.handed += [
+            Claimed(
+                execution=execution,
+                plugin=spec.plugin,
+                action=spec.action,
+                args=list(spec.args),
+                kwargs=dict(spec.kwargs),
+                timeout_seconds=spec.timeout_seconds,
+                plugin_sha256=row["plugin_sha256"],
+            )
+            for execution, (row, spec) in zip(started, leased, strict=True)
+        ]
+
+    def _handed_to(self, agent: str | None, spec: TaskSpec) -> str | None:
+        """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
+        is online, the plugin exists, and one of the agent's claims is waiting (a slot of it
+        is then reserved); None otherwise."""
+        load = self._loads.get(agent) if agent is not None else None
+        if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
+            return None
+        if spec.plugin not in self._sha256:
+            self._sha256[spec.plugin] = self._conn.execute(
+                _PLUGIN_SHA256, {"p_name": spec.plugin}
+            ).scalar()
+        sha256 = self._sha256[spec.plugin]
+        if sha256 is None or not self._direct.take(load.name):
+            return None
+        return sha256
+
+    def _targets(self, spec: TaskSpec) -> list[str | None]:
+        """Whom a new run of ``spec`` goes to; None stands for an unassigned execution."""
+        names: list[str | None]
+        if spec.ownership is Ownership.SPECIFIC:
+            names = [spec.target]
+        elif spec.ownership is Ownership.ALL:
+            names = [a.name for a in eligible(self._loads.values(), spec.labels)]
+        else:
+            names = [least_loaded(self._loads.values(), spec.labels)]
+        for name in names:
+            if name is not None and name in self._loads:
+                load = self._loads[name]
+                self._loads[name] = replace(load, assigned=load.assigned + 1)
+        return names
+
+
+@cache
+def _insert_returning_rows(table: Table) -> Insert:
+    return insert(table).returning(*table.c, sort_by_parameter_order=True)
 
 
 def fire(
@@ -72,6 +186,7 @@ def fire(
     now: datetime,
     reason: str | None = None,
     not_before: datetime | None = None,
+    plan: Dispatch | None = None,
 ) -> tuple[int, Wake]:
     """Insert a run of the task at ``fire_time`` with its executions; the run's id and whom to wake.
 
@@ -79,7 +194,8 @@ def fire(
     become claimable at ``not_before`` (default: now).
     """
     run_id = insert_run(conn, task_id, fire_time=fire_time, now=now, reason=reason)
-    return run_id, dispatch(conn, run_id, task_id, spec, now=now, not_before=not_before)
+    wake = dispatch(conn, run_id, task_id, spec, now=now, not_before=not_before, plan=plan)
+    return run_id, wake
 
 
 def insert_run(
@@ -116,23 +232,21 @@ def dispatch(
     *,
     now: datetime,
     not_before: datetime | None = None,
+    plan: Dispatch | None = None,
 ) -> Wake:
-    """Queue the executions of a pending run: snapshot the eligible agents now."""
-    targets = targets_for(conn, spec)
-    if not targets:
+    """Queue (or, through ``plan``, lease) the executions of a pending run; without ``plan``,
+    on a snapshot of the agents taken now."""
+    plan = plan or Dispatch(conn)
+    placement = plan.place(run_id, task_id, spec, now=now, not_before=not_before)
+    if placement.nobody:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
         return Wake()
-    rows = [
-        execution_row(run_id, task_id, spec, agent, now=now, not_before=not_before)
-        for agent in targets
-    ]
-    conn.execute(insert(executions), rows)
+    if placement.queued:
+        conn.execute(insert(executions), placement.queued)
     settle_task(conn, task_id, RunStatus.PENDING, now=now)
-    wake = Wake()
-    for agent in targets:
-        wake |= wake_for(agent)
-    return wake
+    plan.lease(placement.leased, now=now)
+    return placement.wake
 
 
 def execution_row(

@@ -3,22 +3,24 @@ queue_one releases, run now, edits, pause and resume."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from operator import itemgetter
 from typing import Any
 
-from sqlalchemy import Connection, case, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, or_, select, update
 
 from octopus.core.enums import RunStatus, TaskStatus
 from octopus.core.models import Run, Task, TaskSpec
 from octopus.core.plan import exhausted
 from octopus.core.timing import OverlapDecision, decide_overlap, jitter_seconds_for
 from octopus.errors import Conflict, InvalidTransition
-from octopus.store._fire import dispatch, fire, insert_run
+from octopus.store._fire import Dispatch, dispatch, fire, insert_run
 from octopus.store._records import run_from_row, spec_values, task_from_row
 from octopus.store._settle import settle_task, values
 from octopus.store._tasks import get_task, stop_executions
-from octopus.store.base import Fired, Firing, Wake
+from octopus.store.base import Direct, Fired, Firing, Wake
 from octopus.store.tables import runs, tasks
 
 RUN_NOW = "run now"
@@ -55,7 +57,7 @@ def fire_run(
     retry after a crash, gets None); ``UNIQUE(task_id, fire_time)`` backs this up.
     """
     firing = Firing(expected=fire_time, fire=[(fire_time, None)], next_run_at=next_run_at)
-    fired = fire_due(conn, task_id, firing, now=now)
+    fired = fire_due(conn, [(task_id, firing)], now=now)
     return (fired.runs[0] if fired.runs else None), fired.wake
 
 
@@ -100,27 +102,38 @@ EDITABLE = frozenset({TaskStatus.SCHEDULED, TaskStatus.ACTIVE, TaskStatus.PAUSED
 RUNNABLE_NOW = frozenset({TaskStatus.ACTIVE, TaskStatus.PAUSED})
 
 
-def fire_due(conn: Connection, task_id: int, firing: Firing, *, now: datetime) -> Fired:
-    """Apply the scheduler's decision for one due task, once: the caller that still finds
-    ``next_run_at == firing.expected`` records the missed runs, fires the others through the
-    overlap policy, moves ``next_run_at`` on and ends a repeating task whose schedule ran out.
+def fire_due(
+    conn: Connection,
+    firings: Sequence[tuple[int, Firing]],
+    *,
+    now: datetime,
+    direct: Direct | None = None,
+) -> Fired:
+    """Apply the scheduler's decisions for due tasks, each once, on one snapshot of the agents.
+
+    Tasks go in id order, so two replicas lock their rows in the same order. With
+    ``direct``, executions that may start now are leased to agents whose claims wait
+    (``Fired.handed``).
     """
-    row = (
-        conn.execute(
-            update(tasks)
-            .where(
-                tasks.c.id == task_id,
-                tasks.c.next_run_at == firing.expected,
-                tasks.c.status.in_(values(FIREABLE)),
-            )
-            .values(next_run_at=firing.next_run_at, updated_at=now)
-            .returning(*tasks.c)
-        )
-        .mappings()
-        .first()
-    )
+    plan = Dispatch(conn, direct)
+    run_ids: list[int] = []
+    wake = Wake()
+    for task_id, firing in sorted(firings, key=itemgetter(0)):
+        ids, fired_wake = _fire_task(conn, task_id, firing, now=now, plan=plan)
+        run_ids += ids
+        wake |= fired_wake
+    return Fired(runs=_runs(conn, run_ids), wake=wake, handed=plan.handed)
+
+
+def _fire_task(
+    conn: Connection, task_id: int, firing: Firing, *, now: datetime, plan: Dispatch
+) -> tuple[list[int], Wake]:
+    """One due task: the caller that still finds ``next_run_at == firing.expected`` records
+    the missed runs, fires the others through the overlap policy, moves ``next_run_at`` on and
+    ends a repeating task whose schedule ran out; the runs' ids and whom to wake."""
+    row = conn.execute(_CLAIM_DUE, _due_params(task_id, firing, now)).mappings().first()
     if row is None:
-        return Fired()
+        return [], Wake()
     task = task_from_row(row)
     run_ids = [
         insert_run(conn, task.id, fire_time=at, now=now, status=RunStatus.MISSED, reason=why)
@@ -133,11 +146,37 @@ def fire_due(conn: Connection, task_id: int, firing: Firing, *, now: datetime) -
     for fire_time, reason in firing.fire:
         if exhausted(task.spec, state.count):
             break
-        run_id, fired_wake = _fire_one(conn, task, fire_time, reason, state, now=now)
+        run_id, fired_wake = _fire_one(conn, task, fire_time, reason, state, now=now, plan=plan)
         run_ids.append(run_id)
         wake |= fired_wake
     _record_progress(conn, task, state, ended=firing.next_run_at is None, now=now)
-    return Fired(runs=_runs(conn, run_ids), wake=wake)
+    return run_ids, wake
+
+
+_CLAIM_DUE = (
+    update(tasks)
+    .where(
+        tasks.c.id == bindparam("p_id"),
+        tasks.c.next_run_at == bindparam("p_expected", type_=tasks.c.next_run_at.type),
+        tasks.c.status.in_(values(FIREABLE)),
+    )
+    .values(
+        next_run_at=bindparam("p_next", type_=tasks.c.next_run_at.type),
+        updated_at=bindparam("p_now", type_=tasks.c.updated_at.type),
+    )
+    .returning(*tasks.c)
+)
+"""Move a due task's ``next_run_at`` on, only if it is still the one the decision was made
+from (built once: building it per firing cost more than running it)."""
+
+
+def _due_params(task_id: int, firing: Firing, now: datetime) -> dict[str, Any]:
+    return {
+        "p_id": task_id,
+        "p_expected": firing.expected,
+        "p_next": firing.next_run_at,
+        "p_now": now,
+    }
 
 
 @dataclass(slots=True, kw_only=True)
@@ -155,6 +194,7 @@ def _fire_one(
     state: _Progress,
     *,
     now: datetime,
+    plan: Dispatch,
 ) -> tuple[int, Wake]:
     """Fire one fire time through the task's overlap policy; the run's id and whom to wake."""
     spec = task.spec
@@ -187,6 +227,7 @@ def _fire_one(
         now=now,
         reason=reason,
         not_before=claimable_at(task, fire_time, now),
+        plan=plan,
     )
     return run_id, wake | fired_wake
 
@@ -233,6 +274,14 @@ def _runs(conn: Connection, run_ids: list[int]) -> list[Run]:
         return []
     stmt = select(runs).where(runs.c.id.in_(run_ids)).order_by(runs.c.fire_time, runs.c.id)
     return [run_from_row(row) for row in conn.execute(stmt).mappings()]
+
+
+_ANY_WAITING = select(tasks.c.id).where(tasks.c.waiting_run_id.is_not(None)).limit(1)
+
+
+def any_waiting(conn: Connection) -> bool:
+    """Whether some task has a ``queue_one`` run waiting for its previous run."""
+    return conn.execute(_ANY_WAITING).first() is not None
 
 
 def release_waiting(conn: Connection, *, now: datetime) -> Fired:

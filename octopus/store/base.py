@@ -223,10 +223,12 @@ class Firing:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fired:
-    """The runs a scheduling step created or started, and whom to wake."""
+    """The runs a scheduling step created or started, whom to wake, and the executions it
+    leased to waiting claims."""
 
     runs: list[Run] = field(default_factory=list)
     wake: Wake = field(default_factory=Wake)
+    handed: list[Claimed] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -495,17 +497,25 @@ class Store(Protocol):
     def next_due(self) -> datetime | None:
         """The soonest ``next_run_at`` of a scheduled or active task; None if there is none."""
 
-    def fire_due(self, task_id: int, firing: Firing, *, now: datetime) -> Fired:
-        """Apply ``firing`` to a due task exactly once, in one transaction.
+    def fire_due(
+        self,
+        firings: Sequence[tuple[int, Firing]],
+        *,
+        now: datetime,
+        direct: Direct | None = None,
+    ) -> Fired:
+        """Apply each ``(task_id, firing)`` to its due task exactly once, all in one
+        transaction on one snapshot of the agents.
 
-        Only while the task is ``scheduled`` or ``active`` with ``next_run_at ==
-        firing.expected`` (otherwise nothing happens and no runs return): records the
+        Only while a task is ``scheduled`` or ``active`` with ``next_run_at ==
+        firing.expected`` (otherwise nothing happens to it and no runs return): records the
         ``missed`` runs, fires each of ``firing.fire`` through the task's overlap policy
         (``skip`` records a ``skipped`` run with its reason; ``queue_one`` keeps one run
         ``pending`` without executions until the previous run ends; ``cancel_previous`` cancels
         the unfinished runs' executions first; ``allow`` fires), stops at ``max_runs``, sets
         ``next_run_at``, and ends a repeating task whose schedule ran out as ``succeeded``.
-        Executions become claimable at the fire time plus the task's jitter.
+        Executions become claimable at the fire time plus the task's jitter; with ``direct``,
+        those claimable now go to agents whose claims wait, as ``create_task`` does.
         """
 
     def fire_run(

@@ -507,9 +507,15 @@ class SqlStore:
         with self._read() as conn:
             return _schedule.next_due(conn)
 
-    def fire_due(self, task_id: int, firing: Firing, *, now: datetime) -> Fired:
+    def fire_due(
+        self,
+        firings: Sequence[tuple[int, Firing]],
+        *,
+        now: datetime,
+        direct: Direct | None = None,
+    ) -> Fired:
         """See ``Store.fire_due``."""
-        return self._write(lambda conn: _schedule.fire_due(conn, task_id, firing, now=now))
+        return self._write(lambda conn: _schedule.fire_due(conn, firings, now=now, direct=direct))
 
     def fire_run(
         self,
@@ -528,6 +534,10 @@ class SqlStore:
 
     def release_waiting(self, *, now: datetime) -> Fired:
         """See ``Store.release_waiting``."""
+        # Every scheduler tick asks; a read answers the usual "none" without taking the writer.
+        with self._read() as conn:
+            if not _schedule.any_waiting(conn):
+                return Fired()
         return self._write(lambda conn: _schedule.release_waiting(conn, now=now))
 
     def run_now(self, task_id: int, *, now: datetime, actor: str | None = None) -> Fired:

@@ -1,5 +1,6 @@
-"""Handing a new execution straight to a waiting claim: leased in the creating transaction,
-given to the claim after the commit, and the claim's slot given back whenever it is not."""
+"""Handing a new execution straight to a waiting claim: leased in the creating (or firing)
+transaction, given to the claim after the commit, and the claim's slot given back whenever it
+is not."""
 
 from __future__ import annotations
 
@@ -9,10 +10,12 @@ from dataclasses import dataclass
 
 import pytest
 
-from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus
+from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import TaskSpec
+from octopus.core.timing import jitter_seconds_for
 from octopus.errors import Conflict
 from octopus.server.notifier import Notifier, Waiter
+from octopus.server.scheduler import Scheduler
 from octopus.store import SqlStore
 from octopus.store.base import Claimed, Created, PluginVersion
 from tests.conftest import FixedClock
@@ -45,21 +48,21 @@ def create_while_waiting(
         notifier = Notifier()
         with notifier.listen(agent, slots) as waiter:
             notifier.wait_open(waiter)
-            handoff = notifier.handoff(LEASE_SECONDS)
             created: Created | None = None
             error: Exception | None = None
             try:
-                created = await asyncio.to_thread(
-                    store.create_task,
-                    spec,
-                    now=now,  # type: ignore[arg-type]
-                    idempotency_key=key,
-                    request_hash=request_hash,
-                    direct=handoff,
-                )
+                with notifier.handing(LEASE_SECONDS) as handoff:
+                    created = await asyncio.to_thread(
+                        store.create_task,
+                        spec,
+                        now=now,  # type: ignore[arg-type]
+                        idempotency_key=key,
+                        request_hash=request_hash,
+                        direct=handoff,
+                    )
+                    handoff.handed = created.handed
             except Conflict as exc:
                 error = exc
-            notifier.settle(handoff, created.handed if created else [])
             handed = await _handed(notifier, waiter)
             return Outcome(created=created, handed=handed, free=waiter.free, error=error)
 
@@ -67,7 +70,7 @@ def create_while_waiting(
 
 
 async def _handed(notifier: Notifier, waiter: Waiter) -> list[Claimed]:
-    await asyncio.sleep(0)  # let the delivery scheduled by ``settle`` run
+    await asyncio.sleep(0)  # let the delivery scheduled when handing ended run
     handed, on_the_way = notifier.stop_waiting(waiter)
     assert on_the_way == 0
     return handed
@@ -162,11 +165,11 @@ def test_a_reservation_that_is_not_used_gives_the_slot_back_and_wakes_the_claim(
         notifier = Notifier()
         with notifier.listen("a1", 1) as waiter:
             notifier.wait_open(waiter)
-            handoff = notifier.handoff(LEASE_SECONDS)
-            assert handoff.take("a1") and handoff.take("a1")  # once per agent, however asked
-            assert not notifier.handoff(LEASE_SECONDS).take("a1")  # its only slot is reserved
-            reserved = waiter.reserved
-            notifier.settle(handoff, [])
+            with notifier.handing(LEASE_SECONDS) as handoff:
+                assert handoff.take("a1") and handoff.take("a1")  # once per agent, however asked
+                with notifier.handing(LEASE_SECONDS) as other:
+                    assert not other.take("a1")  # its only slot is reserved
+                reserved = waiter.reserved
             await asyncio.wait_for(waiter.woken.wait(), 1)
             handed, _ = notifier.stop_waiting(waiter)
             return reserved, waiter.free, waiter.reserved == 0, handed
@@ -180,6 +183,61 @@ def test_a_claim_that_stopped_waiting_takes_no_reservation() -> None:
         with notifier.listen("a1", 2) as waiter:
             notifier.wait_open(waiter)
             notifier.stop_waiting(waiter)  # woke up to look at the store itself
-            return notifier.handoff(LEASE_SECONDS).take("a1")
+            with notifier.handing(LEASE_SECONDS) as handoff:
+                return handoff.take("a1")
 
     assert asyncio.run(scenario()) is False
+
+
+def _tick_while_waiting(store: SqlStore, now: object, agent: str = "a1") -> list[Claimed]:
+    """One scheduler tick (in a worker thread, as the server runs it) while ``agent``'s claim
+    waits; what the claim was handed."""
+
+    async def scenario() -> list[Claimed]:
+        notifier = Notifier()
+        with notifier.listen(agent, 2) as waiter:
+            notifier.wait_open(waiter)
+            with notifier.handing(LEASE_SECONDS) as handoff:
+                tick = await asyncio.to_thread(Scheduler(store).tick, now, handoff)  # type: ignore[arg-type]
+                handoff.handed = tick.handed
+            return await _handed(notifier, waiter)
+
+    return asyncio.run(scenario())
+
+
+def test_the_scheduler_hands_a_fired_run_to_a_waiting_claim(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    task = store.create_task(make_spec(type=TaskType.INTERVAL, interval_seconds=60), now=clock.now)
+    [claimed] = _tick_while_waiting(store, clock.now)
+    execution = store.get_execution(claimed.execution.id)
+    assert (execution.task_id, execution.status, execution.agent) == (
+        task.task.id,
+        ExecutionStatus.RUNNING,
+        "a1",
+    )
+    [run] = store.list_runs(task.task.id)
+    assert run.status is RunStatus.RUNNING
+    assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
+
+
+def test_a_jittered_run_is_queued_for_its_time_not_handed_over(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    spec = make_spec(type=TaskType.INTERVAL, interval_seconds=60, jitter_seconds=50)
+    task = store.create_task(spec, now=clock.now).task
+    fire_time = task.next_run_at
+    assert fire_time is not None and jitter_seconds_for(task.id, fire_time, 50) > 0
+    assert _tick_while_waiting(store, clock.now) == []
+    page, _ = store.list_executions(task_id=task.id)
+    assert [(e.status, e.not_before > clock.now) for e in page] == [(ExecutionStatus.QUEUED, True)]

@@ -313,9 +313,9 @@ def test_a_restart_mid_tick_does_not_fire_twice(
     task = every(store, make_spec)
     stale = store.get_task(task.id)
     decision = Scheduler(store).firing(stale, at(0))
-    assert len(store.fire_due(task.id, decision, now=at(0)).runs) == 1
+    assert len(store.fire_due([(task.id, decision)], now=at(0)).runs) == 1
     # A scheduler that crashed after committing retries its decision, then ticks afresh.
-    assert store.fire_due(task.id, decision, now=at(0)).runs == []
+    assert store.fire_due([(task.id, decision)], now=at(0)).runs == []
     assert Scheduler(store).tick(at(0)).runs == []
     assert len(runs_of(store, task.id)) == 1
 

@@ -34,7 +34,7 @@ from octopus.server.clock import utcnow
 from octopus.server.errors import validation_details
 from octopus.server.present import execution_read, run_read, runs_read, task_detail, task_read
 from octopus.server.state import ServerState
-from octopus.store.base import Claimed, Created
+from octopus.store.base import Created
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Admin])
 
@@ -96,9 +96,7 @@ def _create(
     _validate(body, state)
     spec, now = _spec(body), utcnow()
     _check_times(spec, now)
-    handoff = state.notifier.handoff(state.lease_seconds)
-    handed: list[Claimed] = []
-    try:
+    with state.notifier.handing(state.lease_seconds) as handoff:
         created = state.store.create_task(
             spec,
             now=now,
@@ -107,9 +105,7 @@ def _create(
             actor=actor,
             direct=handoff,
         )
-        handed = created.handed
-    finally:
-        state.notifier.settle(handoff, handed)
+        handoff.handed = created.handed
     return created
 
 
