@@ -5,10 +5,31 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol, TypeVar
 
 from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
-from octopus.core.models import Execution
 from octopus.core.states import EXECUTION_TERMINAL
+
+
+class Attempt(Protocol):
+    """What rolling up needs of an execution (an ``Execution`` has it; settling a run in the
+    store reads only these columns)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def retry_of(self) -> int | None: ...
+
+    @property
+    def status(self) -> ExecutionStatus: ...
+
+    @property
+    def started_at(self) -> datetime | None: ...
+
+
+A = TypeVar("A", bound=Attempt)
 
 
 @dataclass(frozen=True, slots=True)
@@ -27,13 +48,13 @@ class RunRollup:
         return ", ".join(parts)
 
 
-def latest_attempts(executions: Sequence[Execution]) -> list[Execution]:
+def latest_attempts(executions: Sequence[A]) -> list[A]:
     """The executions that no retry has superseded: one per agent slot of the run."""
     superseded = {e.retry_of for e in executions if e.retry_of is not None}
     return [e for e in executions if e.id not in superseded]
 
 
-def roll_up(executions: Sequence[Execution]) -> RunRollup:
+def roll_up(executions: Sequence[Attempt]) -> RunRollup:
     """Derive a run's status from its executions.
 
     A run is running while any latest attempt is running, or queued after an earlier attempt

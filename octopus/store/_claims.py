@@ -13,7 +13,7 @@ from octopus.core.models import Execution, ExecutionError
 from octopus.core.states import EXECUTION_TRANSITIONS, sources_of
 from octopus.errors import Fenced, NotFound
 from octopus.store._dialect import lock_for_claim
-from octopus.store._records import execution_from_row
+from octopus.store._records import EXECUTION_COLUMNS, execution_from_row
 from octopus.store._settle import (
     clean_log,
     conclude,
@@ -98,7 +98,7 @@ _START = (
         lease_expires_at=bindparam("b_lease", type_=executions.c.lease_expires_at.type),
         plugin_sha256=_CURRENT_SHA256,
     )
-    .returning(*executions.c)
+    .returning(*EXECUTION_COLUMNS)
 )
 
 

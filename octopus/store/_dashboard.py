@@ -15,7 +15,7 @@ from sqlalchemy import Connection, Select, func, select
 from octopus.core.enums import ExecutionStatus, TaskStatus
 from octopus.core.models import Execution, Task
 from octopus.store._dialect import minute_of
-from octopus.store._records import execution_from_row, task_from_row
+from octopus.store._records import EXECUTION_COLUMNS, execution_from_row, task_from_row
 from octopus.store.base import ChangeMarks, MinuteCount, TaskFilter, TaskPage
 from octopus.store.tables import agents, executions, tasks
 
@@ -57,7 +57,7 @@ def recent_failures(conn: Connection, *, limit: int) -> list[Execution]:
     found: list[Execution] = []
     for status in FAILED_OUTCOMES:
         stmt = (
-            select(executions)
+            select(*EXECUTION_COLUMNS)
             .where(executions.c.status == status.value)
             .order_by(executions.c.id.desc())
             .limit(limit)

@@ -31,6 +31,7 @@ from octopus.core.models import (
     Task,
     TaskSpec,
 )
+from octopus.store.tables import executions
 
 
 def spec_values(spec: TaskSpec) -> dict[str, Any]:
@@ -136,6 +137,11 @@ def error_from_json(value: dict[str, Any] | None) -> ExecutionError | None:
     return ExecutionError(
         type=value["type"], message=value["message"], traceback=value.get("traceback")
     )
+
+
+EXECUTION_COLUMNS = tuple(column for column in executions.c if column.name != "log")
+"""What ``execution_from_row`` reads: every column but the captured log (up to 64 KB, read on
+its own where it is shown), so reading executions never drags their logs along."""
 
 
 def execution_from_row(row: RowMapping) -> Execution:

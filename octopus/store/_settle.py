@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, false, insert, or_, select, update
 
-from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
+from octopus.core.enums import ExecutionStatus, OnLost, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution
 from octopus.core.retry import AttemptHistory, plan_retry
 from octopus.core.rollup import roll_up, task_status_after
@@ -24,7 +24,7 @@ from octopus.core.states import (
 )
 from octopus.store._changes import changes_of
 from octopus.store._dialect import lock_row
-from octopus.store._records import error_to_json, execution_from_row, spec_from_row
+from octopus.store._records import EXECUTION_COLUMNS, error_to_json, execution_from_row
 from octopus.store.base import ExecutionStarted, Finished, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
 
@@ -101,7 +101,7 @@ def end_execution(
 
 
 _HELD = lock_row(
-    select(executions)
+    select(*EXECUTION_COLUMNS)
     .where(executions.c.id.in_(bindparam("p_ids", expanding=True)))
     .order_by(executions.c.id)
 )
@@ -190,11 +190,20 @@ def _ids(ended: Sequence[Execution]) -> list[int]:
 
 
 _OWNERS = (
-    select(tasks, runs.c.id.label("run_id"), runs.c.fire_time.label("run_fire_time"))
+    select(
+        tasks.c.type,
+        tasks.c.status,
+        tasks.c.max_retries,
+        tasks.c.retry_backoff_seconds,
+        tasks.c.on_lost,
+        runs.c.id.label("run_id"),
+        runs.c.fire_time.label("run_fire_time"),
+    )
     .join(runs, runs.c.task_id == tasks.c.id)
     .where(runs.c.id.in_(bindparam("p_ids", expanding=True)))
 )
-"""Each ended execution's task (its retry policy) and run fire time, for a batch at once."""
+"""What settling an ended execution needs of its task (type, status, retry policy) and run
+(fire time), for a batch at once."""
 _CHAIN = select(executions.c.id, executions.c.retry_of, executions.c.status).where(
     executions.c.run_id == bindparam("p_run_id")
 )
@@ -203,9 +212,26 @@ _RUNS_TO_SETTLE = lock_row(
     .where(runs.c.id.in_(bindparam("p_ids", expanding=True)))
     .order_by(runs.c.id)
 )
-_RUNS_EXECUTIONS = select(executions).where(
-    executions.c.run_id.in_(bindparam("p_ids", expanding=True))
-)
+_RUNS_EXECUTIONS = select(
+    executions.c.run_id,
+    executions.c.id,
+    executions.c.retry_of,
+    executions.c.status,
+    executions.c.started_at,
+).where(executions.c.run_id.in_(bindparam("p_ids", expanding=True)))
+
+
+@dataclass(frozen=True, slots=True)
+class _Attempt:
+    """An execution as far as rolling up its run needs (whole rows, with results and logs,
+    cost more to read than the rest of a report)."""
+
+    id: int
+    retry_of: int | None
+    status: ExecutionStatus
+    started_at: datetime | None
+
+
 _TASKS_TO_SETTLE = lock_row(
     select(tasks.c.id, tasks.c.type, tasks.c.status)
     .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
@@ -228,15 +254,14 @@ def _retry(conn: Connection, ended: Execution, owner: Any, *, now: datetime) -> 
     _record_start(conn, ended, task_type, owner.run_fire_time)
     if owner.status == TaskStatus.CANCELLED.value or ended.status in _NEVER_RETRIED:
         return Wake()
-    spec = spec_from_row(owner._mapping)
     plan = plan_retry(
         outcome=ended.status,
         ownership=ended.ownership,
         agent=ended.agent,
         history=_history(conn, ended),
-        max_retries=spec.max_retries,
-        backoff_seconds=spec.retry_backoff_seconds,
-        on_lost=spec.on_lost,
+        max_retries=owner.max_retries,
+        backoff_seconds=owner.retry_backoff_seconds,
+        on_lost=OnLost(owner.on_lost),
     )
     if plan is None:
         return Wake()
@@ -298,10 +323,11 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
     ids = sorted(set(run_ids))
     if not ids:
         return
-    by_run: dict[int, list[Execution]] = {run_id: [] for run_id in ids}
+    by_run: dict[int, list[_Attempt]] = {run_id: [] for run_id in ids}
     current = list(conn.execute(_RUNS_TO_SETTLE, {"p_ids": ids}))
-    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}).mappings():
-        by_run[row["run_id"]].append(execution_from_row(row))
+    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}):
+        attempt = _Attempt(row.id, row.retry_of, ExecutionStatus(row.status), row.started_at)
+        by_run[row.run_id].append(attempt)
     moved: list[tuple[int, RunStatus]] = []
     writes: dict[tuple[RunStatus, bool], list[dict[str, Any]]] = {}
     for run in current:

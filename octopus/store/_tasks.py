@@ -12,7 +12,12 @@ from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution, Run, Task
 from octopus.core.states import TASK_TERMINAL
 from octopus.errors import InvalidTransition, NotFound
-from octopus.store._records import execution_from_row, run_from_row, task_from_row
+from octopus.store._records import (
+    EXECUTION_COLUMNS,
+    execution_from_row,
+    run_from_row,
+    task_from_row,
+)
 from octopus.store._settle import move_run, settle_runs, values
 from octopus.store.base import Wake
 from octopus.store.tables import executions, runs, tasks
@@ -99,7 +104,7 @@ def list_executions(
     if run_ids is not None:
         conditions.append(executions.c.run_id.in_(list(run_ids)))
     page = (
-        select(executions)
+        select(*EXECUTION_COLUMNS)
         .where(*conditions)
         .order_by(executions.c.id.desc())
         .limit(limit)
@@ -113,7 +118,7 @@ def list_executions(
 
 def get_execution(conn: Connection, execution_id: int) -> Execution:
     """One execution; NotFound if absent."""
-    stmt = select(executions).where(executions.c.id == execution_id)
+    stmt = select(*EXECUTION_COLUMNS).where(executions.c.id == execution_id)
     row = conn.execute(stmt).mappings().first()
     if row is None:
         raise NotFound("execution", execution_id)
