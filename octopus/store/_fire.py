@@ -86,6 +86,7 @@ class Dispatch:
         self._direct = direct
         self._loads = {load.name: load for load in agent_loads(conn)}
         self._sha256: dict[str, str | None] = {}
+        self._reserved: set[str] = set()
         self.handed: list[Claimed] = []
 
     def place(
@@ -143,9 +144,12 @@ class Dispatch:
     def _handed_to(self, agent: str | None, spec: TaskSpec) -> str | None:
         """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
         is online, the plugin exists, and one of the agent's claims is waiting (a slot of it
-        is then reserved); None otherwise."""
+        is then reserved); None otherwise. A transaction reserves one slot per agent, so an
+        agent's further work in it is queued (its claim takes that on its next pass)."""
         load = self._loads.get(agent) if agent is not None else None
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
+            return None
+        if load.name in self._reserved:
             return None
         if spec.plugin not in self._sha256:
             self._sha256[spec.plugin] = self._conn.execute(
@@ -154,6 +158,7 @@ class Dispatch:
         sha256 = self._sha256[spec.plugin]
         if sha256 is None or not self._direct.take(load.name):
             return None
+        self._reserved.add(load.name)
         return sha256
 
     def _targets(self, spec: TaskSpec) -> list[str | None]:

@@ -241,3 +241,22 @@ def test_a_jittered_run_is_queued_for_its_time_not_handed_over(
     assert _tick_while_waiting(store, clock.now) == []
     page, _ = store.list_executions(task_id=task.id)
     assert [(e.status, e.not_before > clock.now) for e in page] == [(ExecutionStatus.QUEUED, True)]
+
+
+def test_one_tick_hands_an_agent_one_execution_and_queues_the_rest(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    # One transaction reserves one slot of an agent's waiting claim; more would overfill it.
+    add_agent("a1")
+    spec = make_spec(type=TaskType.INTERVAL, interval_seconds=60)
+    first, second = (store.create_task(spec, now=clock.now).task for _ in range(2))
+    handed = _tick_while_waiting(store, clock.now)
+    assert len(handed) == 1
+    page, _ = store.list_executions()
+    by_task = {e.task_id: e.status for e in page}
+    assert sorted(by_task.values()) == [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING]
+    assert set(by_task) == {first.id, second.id}
