@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -72,8 +72,12 @@ class Scheduler:
         self._wakeup.set()
 
     def tick(self, now: datetime, direct: Direct | None = None) -> Tick:
-        """One step at ``now``: release waiting runs, plan new tasks, fire what is due (in one
-        transaction; with ``direct``, work that may start now goes to waiting claims)."""
+        """One step at ``now`` (``fire``), then the soonest fire time still ahead."""
+        return replace(self.fire(now, direct), next_due=self._store.next_due())
+
+    def fire(self, now: datetime, direct: Direct | None = None) -> Tick:
+        """Release waiting runs, plan new tasks, fire what is due (in one transaction; with
+        ``direct``, work that may start now goes to waiting claims); ``next_due`` is unset."""
         fired = [self._store.release_waiting(now=now)]
         firings = []
         for task in self._store.due_tasks(now=now, limit=DUE_BATCH):
@@ -90,7 +94,6 @@ class Scheduler:
             runs=[run for step in fired for run in step.runs],
             wake=wake,
             handed=[claimed for step in fired for claimed in step.handed],
-            next_due=self._store.next_due(),
         )
 
     def firing(self, task: Task, now: datetime) -> Firing:
@@ -136,10 +139,11 @@ class Scheduler:
         return f"catch-up: fired {late:.0f} s late"
 
     def _handing_tick(self, notifier: Notifier, lease_seconds: float) -> Tick:
+        # What was leased is handed over as soon as it is committed, whatever happens after.
         with notifier.handing(lease_seconds) as handoff:
-            tick = self.tick(utcnow(), direct=handoff)
-            handoff.handed = tick.handed
-        return tick
+            fired = self.fire(utcnow(), direct=handoff)
+            handoff.handed = fired.handed
+        return replace(fired, next_due=self._store.next_due())
 
     def delay(self, next_due: datetime | None, now: datetime) -> float:
         """Seconds to sleep before the next tick: until ``next_due``, at most the cap."""
