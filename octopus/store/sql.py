@@ -48,6 +48,7 @@ from octopus.store import (
 )
 from octopus.store._dialect import (
     WRITE_OPTION,
+    checkpoint,
     engine_for,
     is_retryable,
     migration_lock,
@@ -159,6 +160,10 @@ class SqlStore:
     def close(self) -> None:
         """Release every connection."""
         self._engine.dispose()
+
+    def checkpoint(self) -> None:
+        """Fold the write-ahead log into the database file (SQLite only)."""
+        checkpoint(self._engine)
 
     # Tasks --------------------------------------------------------------------------------
 
