@@ -11,10 +11,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
-from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from octopus.core.enums import (
     RunStatus,
@@ -26,6 +25,7 @@ from octopus.core.plan import first_fire_time
 from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
+from octopus.store._dialect import insert_returning_ids
 from octopus.store._fire import NO_ELIGIBLE_AGENT, Dispatch
 from octopus.store._records import spec_values, task_from_row
 from octopus.store._settle import move_run, settle_task
@@ -128,7 +128,7 @@ def insert_tasks(
     """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order
     (handing executions to waiting claims through ``direct``, if given)."""
     rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
-    task_ids = _insert_ids(conn, tasks, rows)
+    task_ids = insert_returning_ids(conn, tasks, rows)
     if (changes := changes_of(conn)) is not None:
         changes.tasks_created += len(task_ids)
     fired = [(tid, spec) for tid, spec in zip(task_ids, specs, strict=True) if _fires(spec)]
@@ -161,16 +161,6 @@ def _task_row(
     }
 
 
-def _insert_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert ``rows`` in one executemany and return their ids in the order given."""
-    return [row.id for row in conn.execute(_insert_returning_ids(table), rows)]
-
-
-@cache
-def _insert_returning_ids(table: Table) -> Insert:
-    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
-
-
 def _fire_all(
     conn: Connection,
     fired: list[tuple[int, TaskSpec]],
@@ -188,7 +178,7 @@ def _fire_all(
         {"task_id": tid, "fire_time": now, "status": RunStatus.PENDING.value, "created_at": now}
         for tid, _ in fired
     ]
-    run_ids = _insert_ids(conn, runs, run_rows)
+    run_ids = insert_returning_ids(conn, runs, run_rows)
     plan = Dispatch(conn, direct)
     queued: list[dict[str, Any]] = []
     leased: list[tuple[dict[str, Any], TaskSpec]] = []

@@ -5,9 +5,22 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Insert, Select, Table, create_engine, event, func, text
+from sqlalchemy import (
+    Connection,
+    Engine,
+    Insert,
+    Select,
+    Table,
+    create_engine,
+    event,
+    func,
+    insert,
+    select,
+    text,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
@@ -136,6 +149,34 @@ def migration_lock(conn: Connection) -> Iterator[None]:
     if conn.dialect.name == "postgresql":
         conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MIGRATION_LOCK_KEY})
     yield
+
+
+def insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert ``rows`` and return their new ids in the order given, in as few statements as
+    the backend allows.
+
+    PostgreSQL (and a single row): one ``INSERT ... RETURNING``, batched by SQLAlchemy in
+    parameter order. SQLite: SQLAlchemy cannot keep a batched ``RETURNING`` in order there, so it would send one
+    statement per row; instead the ids are assigned here, as SQLite itself assigns them
+    (one past the largest id), which is safe because the write transaction holds SQLite's
+    single write lock, and the rows go in one ``executemany``.
+    """
+    if conn.dialect.name != "sqlite" or len(rows) == 1:
+        return [row.id for row in conn.execute(_insert_returning(table), rows)]
+    first = conn.execute(_largest_id(table)).scalar_one() + 1
+    ids = list(range(first, first + len(rows)))
+    conn.execute(insert(table), [{**row, "id": id_} for row, id_ in zip(rows, ids, strict=True)])
+    return ids
+
+
+@cache
+def _insert_returning(table: Table) -> Insert:
+    return insert(table).returning(table.c.id, sort_by_parameter_order=True)
+
+
+@cache
+def _largest_id(table: Table) -> Select[Any]:
+    return select(func.coalesce(func.max(table.c.id), 0))
 
 
 def minute_of(conn: Connection, column: Any) -> Any:

@@ -1,0 +1,33 @@
+"""Creating many tasks at once: every id answered is the row stored for that request item."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from octopus.core.enums import Ownership, TaskType
+from octopus.core.models import TaskSpec
+from octopus.store import SqlStore
+from tests.conftest import FixedClock
+
+
+def test_each_answered_id_holds_its_own_item_and_run(
+    store: SqlStore, make_spec: Callable[..., TaskSpec], clock: FixedClock
+) -> None:
+    # No agent: an ``all`` run is skipped at once, so the task has ended and can be deleted,
+    # which frees the largest id (SQLite hands it out again).
+    first = store.create_tasks([make_spec(name="before", ownership=Ownership.ALL)], now=clock.now)
+    freed = first.tasks[0].id
+    store.delete_task(freed)
+    specs = [make_spec(name=f"item-{n}", args=[n]) for n in range(50)]
+    specs.insert(7, make_spec(name="later", type=TaskType.INTERVAL, interval_seconds=60))
+
+    created = store.create_tasks(specs, now=clock.now).tasks
+
+    ids = [task.id for task in created]
+    if store.engine.dialect.name == "sqlite":  # as SQLite numbers rows itself: largest + 1
+        assert ids == list(range(freed, freed + len(specs)))
+    assert len(set(ids)) == len(specs)
+    for spec, task in zip(specs, created, strict=True):
+        stored = store.get_task(task.id)
+        assert (stored.spec.name, stored.spec.args) == (spec.name, spec.args)
+        assert store.count_runs(task.id) == (0 if spec.type is TaskType.INTERVAL else 1)
