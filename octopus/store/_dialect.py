@@ -156,10 +156,10 @@ def insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, An
     the backend allows.
 
     PostgreSQL (and a single row): one ``INSERT ... RETURNING``, batched by SQLAlchemy in
-    parameter order. SQLite: SQLAlchemy cannot keep a batched ``RETURNING`` in order there, so it would send one
-    statement per row; instead the ids are assigned here, as SQLite itself assigns them
-    (one past the largest id), which is safe because the write transaction holds SQLite's
-    single write lock, and the rows go in one ``executemany``.
+    parameter order. SQLite: SQLAlchemy cannot keep a batched ``RETURNING`` in order there and
+    would send one statement per row; instead the ids are assigned here as SQLite itself
+    assigns them (one past the largest id), which is safe because the write transaction holds
+    SQLite's single write lock, and the rows go in one ``executemany``.
     """
     if conn.dialect.name != "sqlite" or len(rows) == 1:
         return [row.id for row in conn.execute(_insert_returning(table), rows)]
