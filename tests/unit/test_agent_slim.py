@@ -67,3 +67,25 @@ def test_opting_out_keeps_the_whole_command_line_loaded(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+_LOADED_CLI = """
+import sys
+from octopus.agent import slim
+if sys.argv[1] == "leave-out":
+    slim.leave_out_httpx_cli()
+import octopus.agent.agent
+client = octopus.agent.agent.AgentClient  # the agent's HTTP client still works without the CLI
+print(",".join(name for name in ("click", "rich", "pygments") if name in sys.modules))
+"""
+
+
+def test_the_slim_agent_leaves_out_the_httpx_command_line() -> None:
+    def loaded(mode: str) -> str:
+        command = [sys.executable, "-c", _LOADED_CLI, mode]
+        return subprocess.run(
+            command, capture_output=True, text=True, timeout=60, check=True
+        ).stdout
+
+    assert loaded("leave-out").strip() == ""
+    assert loaded("as-is").strip() == "click,rich,pygments"  # what it saves the agent
