@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -159,7 +160,8 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
 
 class _Server(uvicorn.Server):
     """Uvicorn, plus releasing long-poll claims as soon as a shutdown signal arrives (uvicorn
-    waits for open requests before the lifespan ends, and a claim may wait 25 s)."""
+    waits for open requests before the lifespan ends, and a claim may wait 25 s), and start-up
+    objects frozen out of garbage collection."""
 
     def __init__(self, config: uvicorn.Config, *, on_exit: Callable[[], None]) -> None:
         super().__init__(config)
@@ -169,6 +171,13 @@ class _Server(uvicorn.Server):
     async def serve(self, sockets: list[socket.socket] | None = None) -> None:
         self._loop = asyncio.get_running_loop()
         await super().serve(sockets)
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # What start-up built (imports, routes, schemas, caches) lives as long as the server;
+        # frozen, a full collection no longer walks it: ~160,000 objects, which stalled every
+        # request for 60-100 ms each second or two under load (5-12 ms once frozen).
+        gc.freeze()
 
     def handle_exit(self, sig: int, frame: FrameType | None) -> None:
         if self._loop is not None:
