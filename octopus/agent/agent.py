@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import os
 import signal
@@ -446,4 +447,8 @@ def run_agent_with(options: Mapping[str, Any]) -> int:
         heartbeat_interval=options["heartbeat_interval"],
         allow_shell=options["allow_shell"],
     )
+    # What the agent imported and built at start lives as long as it does; frozen, a full
+    # collection no longer walks it (~40,000 objects: 8 ms, in the middle of a dispatch).
+    gc.freeze()
+    logger.debug("Froze %s start-up objects out of garbage collection", gc.get_freeze_count())
     return asyncio.run(agent.run())

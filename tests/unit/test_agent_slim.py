@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -43,6 +44,18 @@ def test_the_agent_command_becomes_the_slim_process(tmp_path: Path) -> None:
         process.send_signal(signal.SIGTERM)
         process.wait(timeout=30)
     assert process.returncode == 0
+
+
+def test_the_agent_freezes_its_start_up_objects(tmp_path: Path) -> None:
+    log = tmp_path / "agent.log"
+    process = _agent(tmp_path, OCTOPUS_LOG_LEVEL="DEBUG", OCTOPUS_LOG_FILE=str(log))
+    try:
+        _until_running(tmp_path)
+        froze = re.search(r"Froze (\d+) start-up objects", log.read_text(encoding="utf-8"))
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert froze is not None and int(froze.group(1)) > 10_000
 
 
 def test_the_slim_module_alone_refuses_to_start() -> None:
