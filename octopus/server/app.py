@@ -54,7 +54,6 @@ from octopus.store.base import Store
 logger = logging.getLogger(__name__)
 
 REAPER_INTERVAL_SECONDS = 1.0
-CHECKPOINT_INTERVAL_SECONDS = 1.0
 PLUGIN_KEY_FILE = "plugin-signing.key"
 """The Ed25519 key that signs plugin versions, created in the data dir on first start."""
 
@@ -98,9 +97,6 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
                 name="Reaper pass",
                 then=lambda sweep: state.notifier.wake(sweep.wake),
             )
-        ),
-        asyncio.create_task(
-            every(CHECKPOINT_INTERVAL_SECONDS, state.store.checkpoint, stopping, name="Checkpoint")
         ),
         asyncio.create_task(
             every(settings.plugin_scan_seconds, state.plugins.scan, stopping, name="Plugin scan")

@@ -27,10 +27,6 @@ from sqlalchemy.exc import DBAPIError
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 SQLITE_POOL_SIZE = 40
-SQLITE_AUTOCHECKPOINT_PAGES = 20_000
-"""A backstop: the server folds the write-ahead log into the database file from a background
-loop (``checkpoint``), so that no committing request pays for it; SQLite's own checkpoint (1,000
-pages by default, run by whichever commit crosses it, fsync included) steps in only far behind."""
 WRITE_OPTION = "octopus_write"
 """Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE)."""
 
@@ -77,7 +73,6 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute(f"PRAGMA wal_autocheckpoint={SQLITE_AUTOCHECKPOINT_PAGES}")
         cursor.close()
 
     @event.listens_for(engine, "begin")
@@ -85,19 +80,6 @@ def _configure_sqlite(engine: Engine) -> None:
         # Taking the write lock up front avoids a deferred upgrade failing with SQLITE_BUSY.
         writes = conn.get_execution_options().get(WRITE_OPTION, False)
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
-
-
-def checkpoint(engine: Engine) -> None:
-    """Copy what the SQLite write-ahead log holds into the database file, waiting for neither
-    readers nor the writer (PASSIVE); a no-op on PostgreSQL, which checkpoints by itself."""
-    if engine.dialect.name != "sqlite":
-        return
-    # The raw connection is in autocommit: a checkpoint cannot run inside a transaction.
-    connection = engine.raw_connection()
-    try:
-        connection.cursor().execute("PRAGMA wal_checkpoint(PASSIVE)").close()
-    finally:
-        connection.close()
 
 
 def writer_lock(engine: Engine) -> AbstractContextManager[Any]:

@@ -270,10 +270,6 @@ class Store(Protocol):
     def close(self) -> None:
         """Release every connection."""
 
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file, blocking no reader or writer
-        (SQLite; PostgreSQL checkpoints by itself). The server calls it every second."""
-
     # Tasks --------------------------------------------------------------------------------
 
     def create_task(

@@ -48,7 +48,6 @@ from octopus.store import (
 )
 from octopus.store._dialect import (
     WRITE_OPTION,
-    checkpoint,
     engine_for,
     is_retryable,
     migration_lock,
@@ -160,10 +159,6 @@ class SqlStore:
     def close(self) -> None:
         """Release every connection."""
         self._engine.dispose()
-
-    def checkpoint(self) -> None:
-        """Fold the write-ahead log into the database file (SQLite only)."""
-        checkpoint(self._engine)
 
     # Tasks --------------------------------------------------------------------------------
 
