@@ -143,6 +143,8 @@ def insert_returning_ids(conn: Connection, table: Table, rows: list[dict[str, An
     assigns them (one past the largest id), which is safe because the write transaction holds
     SQLite's single write lock, and the rows go in one ``executemany``.
     """
+    if not rows:
+        return []
     if conn.dialect.name != "sqlite" or len(rows) == 1:
         return [row.id for row in conn.execute(_insert_returning(table), rows)]
     first = conn.execute(_largest_id(table)).scalar_one() + 1

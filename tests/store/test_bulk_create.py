@@ -7,6 +7,8 @@ from collections.abc import Callable
 from octopus.core.enums import Ownership, TaskType
 from octopus.core.models import TaskSpec
 from octopus.store import SqlStore
+from octopus.store._dialect import insert_returning_ids
+from octopus.store.tables import tasks
 from tests.conftest import FixedClock
 
 
@@ -31,3 +33,9 @@ def test_each_answered_id_holds_its_own_item_and_run(
         stored = store.get_task(task.id)
         assert (stored.spec.name, stored.spec.args) == (spec.name, spec.args)
         assert store.count_runs(task.id) == (0 if spec.type is TaskType.INTERVAL else 1)
+
+
+def test_inserting_no_rows_stores_nothing(store: SqlStore) -> None:
+    with store.engine.begin() as conn:
+        assert insert_returning_ids(conn, tasks, []) == []
+    assert store.list_tasks(limit=1)[1] == 0
