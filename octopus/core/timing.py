@@ -272,7 +272,7 @@ def _utc(value: datetime, name: str) -> datetime:
 def _zone(name: str) -> ZoneInfo:
     try:
         return ZoneInfo(name)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a key too long for a path
         raise ValueError(
             f"unknown time zone {name!r}; use an IANA name like Europe/Paris"
         ) from None

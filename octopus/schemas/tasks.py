@@ -114,7 +114,7 @@ class TaskCreate(Inbound):
     def _known_zone(cls, value: str) -> str:
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a key too long for a path
             raise ValueError(f"unknown IANA time zone '{value}'") from None
         return value
 

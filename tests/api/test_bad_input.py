@@ -52,6 +52,8 @@ TASK_CASES: list[tuple[str, Any, int, str]] = [
     ("naive run_at", with_(type="scheduled", run_at="2030-01-01T00:00:00"), 422, "run_at"),
     ("bad timestamp", with_(type="scheduled", run_at="yesterday"), 422, "run_at"),
     ("unknown zone", with_(timezone="Mars/Olympus"), 422, "timezone"),
+    # 64 characters, 256 bytes: too long for the file name ZoneInfo looks up (was a 500)
+    ("zone too long for a path", with_(timezone="\U0001f600" * 64), 422, "timezone"),
     ("interval without seconds", with_(type="interval"), 422, "interval_seconds"),
     ("non-positive interval", with_(type="interval", interval_seconds=0), 422, "interval_seconds"),
     ("body is a list", [GOOD], 422, "body"),

@@ -202,7 +202,14 @@ def test_a_schedule_with_a_bad_cron_or_zone_is_refused() -> None:
 
 
 @pytest.mark.parametrize(
-    ("name", "ok"), [("UTC", True), ("Asia/Kolkata", True), ("Nowhere/Town", False), ("", False)]
+    ("name", "ok"),
+    [
+        ("UTC", True),
+        ("Asia/Kolkata", True),
+        ("Nowhere/Town", False),
+        ("", False),
+        ("\U0001f600" * 64, False),
+    ],
 )
 def test_timezone_problem(name: str, ok: bool) -> None:
     assert (timezone_problem(name) is None) is ok
