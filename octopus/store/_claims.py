@@ -5,12 +5,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, select, update
 
 from octopus.core.dispatch import labels_match
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
 from octopus.core.models import Execution, ExecutionError
-from octopus.core.states import EXECUTION_TRANSITIONS, sources_of
 from octopus.errors import Fenced, NotFound
 from octopus.store._dialect import lock_for_claim
 from octopus.store._records import EXECUTION_COLUMNS, execution_from_row
@@ -20,7 +19,6 @@ from octopus.store._settle import (
     end_execution,
     finish_executions,
     start_runs,
-    values,
 )
 from octopus.store._tasks import get_execution
 from octopus.store.base import Claimed, Outcome, Wake
@@ -84,13 +82,12 @@ _CURRENT_SHA256 = (
     .where(tasks.c.id == executions.c.task_id)
     .scalar_subquery()
 )
+# The ids are the whole guard: they are rows this transaction found due and locked (SQLite's
+# single writer; FOR UPDATE on PostgreSQL). A status condition here made SQLite walk every
+# queued execution through the status index instead of looking up the few ids.
 _START = (
     update(executions)
-    .where(
-        executions.c.id.in_(bindparam("b_ids", expanding=True)),
-        executions.c.status.in_(values(sources_of(EXECUTION_TRANSITIONS, ExecutionStatus.RUNNING))),
-        or_(executions.c.agent == bindparam("b_agent"), executions.c.agent.is_(None)),
-    )
+    .where(executions.c.id.in_(bindparam("b_ids", expanding=True)))
     .values(
         status=ExecutionStatus.RUNNING.value,
         agent=bindparam("b_agent"),

@@ -1,0 +1,145 @@
+"""On SQLite, the writes of the hot paths (bulk create, claim, report, firing) reach their rows
+through the primary key or a selective index, never by walking a status's whole backlog.
+
+SQLite keeps no statistics here (no ANALYZE), so its planner guesses between indexes: the
+claim's UPDATE of executions it had just chosen by id once walked every queued execution
+through the status index, a cost that grew with the backlog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import event, or_, update
+
+from octopus.core.enums import ExecutionStatus, TaskType
+from octopus.core.models import AgentFacts, Task, TaskSpec
+from octopus.store import SqlStore, open_store
+from octopus.store.base import Firing, Outcome
+from octopus.store.tables import executions
+from tests.conftest import FixedClock
+from tests.store.conftest import DEMO, LEASE_SECONDS
+
+BACKLOG = 200
+Plans = list[tuple[str, list[str]]]
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path, clock: FixedClock) -> Iterator[SqlStore]:
+    """A migrated SQLite store with the demo plugin, one online agent and a queued backlog."""
+    store = open_store(f"sqlite:///{tmp_path / 'octopus.db'}")
+    store.migrate()
+    store.sync_plugins([DEMO], now=clock.now)
+    store.enroll_agent("a1", labels={}, token_hash="hash-a1", now=clock.now)
+    facts = AgentFacts(concurrency=8, free_slots=8)
+    store.record_heartbeat(
+        "a1", facts=facts, labels={}, draining=False, now=clock.now, lease_seconds=LEASE_SECONDS
+    )
+    store.create_tasks([TaskSpec(name="t", plugin="demo", action="echo")] * BACKLOG, now=clock.now)
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def plans_of(store: SqlStore, work: Callable[[], Any]) -> Plans:
+    """Every data statement ``work`` runs, with SQLite's plan for it."""
+    seen: Plans = []
+
+    def record(
+        _conn: Any, cursor: Any, statement: str, params: Any, _context: Any, many: bool
+    ) -> None:
+        if statement.startswith(("SELECT", "INSERT", "UPDATE", "DELETE")):
+            explained = cursor.connection.execute(
+                "EXPLAIN QUERY PLAN " + statement, params[0] if many else params
+            )
+            seen.append((statement, [row[3] for row in explained]))
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        work()
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert seen, "the work ran no statement"
+    return seen
+
+
+def walks_a_backlog(plan: list[str]) -> bool:
+    """A step that reads a whole table, or executions of one status whatever else is known."""
+    return any(
+        step.startswith("SCAN") or ("executions" in step and step.endswith("(status=?)"))
+        for step in plan
+    )
+
+
+def badly_planned_writes(plans: Plans) -> list[tuple[str, list[str]]]:
+    return [
+        (statement, plan)
+        for statement, plan in plans
+        if statement.startswith(("UPDATE", "DELETE")) and walks_a_backlog(plan)
+    ]
+
+
+def test_the_check_sees_a_write_that_walks_the_backlog(sqlite_store: SqlStore) -> None:
+    def walk() -> None:  # the claim's UPDATE as it was, guarded on status and agent
+        stmt = (
+            update(executions)
+            .where(
+                executions.c.id.in_(range(1, 51)),
+                executions.c.status.in_([ExecutionStatus.QUEUED.value]),
+                or_(executions.c.agent == "a1", executions.c.agent.is_(None)),
+            )
+            .values(attempt=executions.c.attempt)
+        )
+        with sqlite_store.engine.begin() as conn:
+            conn.execute(stmt)
+
+    assert badly_planned_writes(plans_of(sqlite_store, walk))
+
+
+def test_claims_and_reports_write_by_primary_key(sqlite_store: SqlStore, clock: FixedClock) -> None:
+    claimed: list[int] = []
+
+    def claim() -> None:
+        result = sqlite_store.claim("a1", slots=50, now=clock.now, lease_seconds=LEASE_SECONDS)
+        claimed.extend(c.execution.id for c in result.claimed)
+
+    def report() -> None:
+        outcome = Outcome(status=ExecutionStatus.SUCCEEDED, started_at=clock.now)
+        sqlite_store.finish_executions("a1", [(i, outcome) for i in claimed], now=clock.now)
+
+    assert badly_planned_writes(plans_of(sqlite_store, claim)) == []
+    assert len(claimed) == 50
+    assert badly_planned_writes(plans_of(sqlite_store, report)) == []
+    assert sqlite_store.status_counts().executions[ExecutionStatus.SUCCEEDED] == 50
+
+
+def test_bulk_creates_and_firings_write_by_primary_key(
+    sqlite_store: SqlStore, clock: FixedClock
+) -> None:
+    every = TaskSpec(
+        name="i", plugin="demo", action="echo", type=TaskType.INTERVAL, interval_seconds=1.0
+    )
+    tasks: list[Task] = []
+
+    def create() -> None:
+        tasks.extend(sqlite_store.create_tasks([every] * 20, now=clock.now).tasks)
+
+    def fire() -> None:
+        firings = []
+        for task in tasks:
+            assert task.next_run_at is not None
+            later = task.next_run_at + timedelta(seconds=1)
+            fire = [(task.next_run_at, None)]
+            firings.append(
+                (task.id, Firing(expected=task.next_run_at, fire=fire, next_run_at=later))
+            )
+        fired = sqlite_store.fire_due(firings, now=clock.now)
+        assert len(fired.runs) == len(tasks)
+
+    assert badly_planned_writes(plans_of(sqlite_store, create)) == []
+    assert badly_planned_writes(plans_of(sqlite_store, fire)) == []
