@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, select
 
 from octopus.core.enums import (
     RunStatus,
@@ -26,11 +26,11 @@ from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
 from octopus.store._dialect import insert_returning_ids
-from octopus.store._fire import NO_ELIGIBLE_AGENT, Dispatch
+from octopus.store._fire import NO_ELIGIBLE_AGENT, QUEUE, Dispatch
 from octopus.store._records import spec_values, task_from_row
 from octopus.store._settle import move_run, settle_task
 from octopus.store.base import Claimed, Created, CreatedTasks, Direct, Wake
-from octopus.store.tables import executions, runs, tasks
+from octopus.store.tables import runs, tasks
 
 _BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
 _BY_IDS = select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
@@ -192,7 +192,7 @@ def _fire_all(
         leased += placement.leased
         wake |= placement.wake
     if queued:
-        conn.execute(insert(executions), queued)
+        conn.execute(QUEUE, queued)
     plan.lease(leased, now=now)
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)

@@ -203,6 +203,12 @@ def fire(
     return run_id, wake
 
 
+# Built once: building an INSERT per run (its values and cache key) cost more than running it.
+_INSERT_RUN = insert(runs).returning(runs.c.id)
+QUEUE = insert(executions)
+"""Queue executions: one row, or many in one executemany."""
+
+
 def insert_run(
     conn: Connection,
     task_id: int,
@@ -213,19 +219,15 @@ def insert_run(
     reason: str | None = None,
 ) -> int:
     """Insert one run (``UNIQUE(task_id, fire_time)`` refuses a second); its id."""
-    finished = now if status in RUN_TERMINAL else None
-    run_id: int = conn.execute(
-        insert(runs)
-        .values(
-            task_id=task_id,
-            fire_time=fire_time,
-            status=status.value,
-            reason=reason,
-            created_at=now,
-            finished_at=finished,
-        )
-        .returning(runs.c.id)
-    ).scalar_one()
+    params = {
+        "task_id": task_id,
+        "fire_time": fire_time,
+        "status": status.value,
+        "reason": reason,
+        "created_at": now,
+        "finished_at": now if status in RUN_TERMINAL else None,
+    }
+    run_id: int = conn.execute(_INSERT_RUN, params).scalar_one()
     return run_id
 
 
@@ -248,7 +250,7 @@ def dispatch(
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
         return Wake()
     if placement.queued:
-        conn.execute(insert(executions), placement.queued)
+        conn.execute(QUEUE, placement.queued)
     settle_task(conn, task_id, RunStatus.PENDING, now=now)
     plan.lease(placement.leased, now=now)
     return placement.wake

@@ -18,7 +18,7 @@ from octopus.core.timing import OverlapDecision, decide_overlap, jitter_seconds_
 from octopus.errors import Conflict, InvalidTransition
 from octopus.store._fire import Dispatch, dispatch, fire, insert_run
 from octopus.store._records import run_from_row, spec_values, task_from_row
-from octopus.store._settle import settle_task, values
+from octopus.store._settle import one_of, settle_task, values
 from octopus.store._tasks import get_task, stop_executions
 from octopus.store.base import Direct, Fired, Firing, Wake
 from octopus.store.tables import runs, tasks
@@ -158,7 +158,7 @@ _CLAIM_DUE = (
     .where(
         tasks.c.id == bindparam("p_id"),
         tasks.c.next_run_at == bindparam("p_expected", type_=tasks.c.next_run_at.type),
-        tasks.c.status.in_(values(FIREABLE)),
+        one_of(tasks.c.status, FIREABLE),
     )
     .values(
         next_run_at=bindparam("p_next", type_=tasks.c.next_run_at.type),
@@ -238,35 +238,51 @@ def claimable_at(task: Task, fire_time: datetime, now: datetime) -> datetime:
     return max(now, fire_time + timedelta(seconds=jitter))
 
 
+# The statements a firing runs for each task are built once: building them per task (values,
+# coercions, cache keys) cost more than running them.
+_ACTIVE_RUNS = (
+    select(runs.c.id)
+    .where(runs.c.task_id == bindparam("p_task_id"), one_of(runs.c.status, ACTIVE_RUNS))
+    .order_by(runs.c.id)
+)
+_PROGRESS = (
+    update(tasks)
+    .where(tasks.c.id == bindparam("p_id"))
+    .values(
+        run_count=bindparam("p_count"),
+        last_fire_time=bindparam("p_last", type_=tasks.c.last_fire_time.type),
+        waiting_run_id=bindparam("p_waiting"),
+    )
+)
+_PROGRESS_ENDED = _PROGRESS.values(
+    # The schedule ran to its end: the task succeeded as a schedule; how its runs went shows
+    # in last_run_status (see docs/architecture.md, "Time").
+    next_run_at=None,
+    status=case(
+        (tasks.c.status.in_(values(RUNNABLE_NOW)), TaskStatus.SUCCEEDED.value),
+        else_=tasks.c.status,
+    ),
+)
+
+
 def _active_runs(conn: Connection, task_id: int) -> list[int]:
     """Ids of the task's unfinished runs, oldest first (a waiting ``queue_one`` run included)."""
-    stmt = (
-        select(runs.c.id)
-        .where(runs.c.task_id == task_id, runs.c.status.in_(values(ACTIVE_RUNS)))
-        .order_by(runs.c.id)
-    )
-    return list(conn.execute(stmt).scalars())
+    return list(conn.execute(_ACTIVE_RUNS, {"p_task_id": task_id}).scalars())
 
 
 def _record_progress(
     conn: Connection, task: Task, state: _Progress, *, ended: bool, now: datetime
 ) -> None:
     """Store the run count, last fire time and waiting run; end a finished schedule."""
-    changes: dict[str, Any] = {
-        "run_count": state.count,
-        "last_fire_time": state.last,
-        "waiting_run_id": state.waiting,
-    }
     ended = ended or exhausted(task.spec, state.count)
-    if task.spec.type.repeats and ended:
-        # The schedule ran to its end: the task succeeded as a schedule; how its runs went
-        # shows in last_run_status (see docs/architecture.md, "Time").
-        changes["next_run_at"] = None
-        changes["status"] = case(
-            (tasks.c.status.in_(values(RUNNABLE_NOW)), TaskStatus.SUCCEEDED.value),
-            else_=tasks.c.status,
-        )
-    conn.execute(update(tasks).where(tasks.c.id == task.id).values(**changes))
+    stmt = _PROGRESS_ENDED if task.spec.type.repeats and ended else _PROGRESS
+    params = {
+        "p_id": task.id,
+        "p_count": state.count,
+        "p_last": state.last,
+        "p_waiting": state.waiting,
+    }
+    conn.execute(stmt, params)
 
 
 def _runs(conn: Connection, run_ids: list[int]) -> list[Run]:

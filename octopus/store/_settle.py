@@ -36,6 +36,13 @@ def values(statuses: Iterable[Any]) -> list[str]:
     return sorted(str(status.value) for status in statuses)
 
 
+def one_of(column: Any, statuses: Iterable[Any]) -> Any:
+    """``column`` equals one of ``statuses``, as an OR of equalities rather than ``IN``: an IN
+    list is expanded on every execution (and cannot take part in an executemany), which cost
+    more than the rest of the small statements that run once per task or execution."""
+    return or_(false(), *(column == value for value in values(statuses)))
+
+
 def wake_for(agent: str | None) -> Wake:
     """Whom to tell about new work for ``agent`` (None: any agent may take it)."""
     return Wake(anyone=True) if agent is None else Wake(agents=frozenset({agent}))
@@ -390,8 +397,7 @@ def _move_statement(new: RunStatus, with_reason: bool, returning: bool = True) -
         update(runs)
         .where(
             runs.c.id == bindparam("p_id"),
-            # OR of equalities, not IN: an IN list cannot take part in an executemany.
-            or_(false(), *(runs.c.status == s for s in values(sources_of(RUN_TRANSITIONS, new)))),
+            one_of(runs.c.status, sources_of(RUN_TRANSITIONS, new)),
         )
         .values(**changes)
     )
@@ -409,7 +415,7 @@ def move_run(
 
 def settle_task(conn: Connection, task_id: int, run_status: RunStatus, *, now: datetime) -> None:
     """Record a run's new status on its task; a finished or cancelled task keeps its status."""
-    settle_tasks(conn, [(task_id, run_status)], now=now)
+    conn.execute(_settled_statement(run_status), {"p_ids": [task_id], "p_updated_at": now})
 
 
 _START_RUNS = (
@@ -423,26 +429,30 @@ _START_RUNS = (
 )
 
 
-_START_TASKS = (
-    update(tasks)
-    .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
-    .values(
-        # What ``settle_tasks`` would write for a run gone running, without reading first:
-        # one-shot tasks follow their run, repeating and finished ones keep their status.
-        status=case(
-            (
-                or_(
-                    tasks.c.type.in_(values(t for t in TaskType if t.repeats)),
-                    tasks.c.status.in_(values(TASK_TERMINAL)),
+@cache
+def _settled_statement(run_status: RunStatus) -> Any:
+    """What ``settle_tasks`` writes for tasks whose latest run moved to ``run_status``, in one
+    UPDATE without reading first: one-shot tasks follow their run, repeating and finished
+    ones keep their status."""
+    one_shot = task_status_after(TaskType.ADHOC, TaskStatus.PENDING, run_status)
+    return (
+        update(tasks)
+        .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
+        .values(
+            status=case(
+                (
+                    or_(
+                        one_of(tasks.c.type, (t for t in TaskType if t.repeats)),
+                        one_of(tasks.c.status, TASK_TERMINAL),
+                    ),
+                    tasks.c.status,
                 ),
-                tasks.c.status,
+                else_=one_shot.value,
             ),
-            else_=task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.RUNNING).value,
-        ),
-        last_run_status=RunStatus.RUNNING.value,
-        updated_at=_param(tasks.c.updated_at),
+            last_run_status=run_status.value,
+            updated_at=_param(tasks.c.updated_at),
+        )
     )
-)
 
 
 def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> None:
@@ -455,4 +465,4 @@ def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> No
         {row.task_id for row in conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now})}
     )
     if moved:
-        conn.execute(_START_TASKS, {"p_ids": moved, "p_updated_at": now})
+        conn.execute(_settled_statement(RunStatus.RUNNING), {"p_ids": moved, "p_updated_at": now})
