@@ -26,11 +26,10 @@ from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
 from octopus.store._dialect import insert_returning_ids
-from octopus.store._fire import NO_ELIGIBLE_AGENT, QUEUE, Dispatch
+from octopus.store._fire import Dispatch, NewRun, fire_many
 from octopus.store._records import spec_values, task_from_row
-from octopus.store._settle import move_run, settle_task
 from octopus.store.base import Claimed, Created, CreatedTasks, Direct, Wake
-from octopus.store.tables import runs, tasks
+from octopus.store.tables import tasks
 
 _BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
 _BY_IDS = select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
@@ -174,27 +173,7 @@ def _fire_all(
     here, in this transaction, and returned to be handed over: it skips the queue and the
     claim's own store pass.
     """
-    run_rows = [
-        {"task_id": tid, "fire_time": now, "status": RunStatus.PENDING.value, "created_at": now}
-        for tid, _ in fired
-    ]
-    run_ids = insert_returning_ids(conn, runs, run_rows)
     plan = Dispatch(conn, direct)
-    queued: list[dict[str, Any]] = []
-    leased: list[tuple[dict[str, Any], TaskSpec]] = []
-    skipped: list[tuple[int, int]] = []
-    wake = Wake()
-    for run_id, (task_id, spec) in zip(run_ids, fired, strict=True):
-        placement = plan.place(run_id, task_id, spec, now=now)
-        if placement.nobody:
-            skipped.append((run_id, task_id))
-        queued += placement.queued
-        leased += placement.leased
-        wake |= placement.wake
-    if queued:
-        conn.execute(QUEUE, queued)
-    plan.lease(leased, now=now)
-    for run_id, task_id in skipped:
-        move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
-        settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
+    new = [NewRun(task_id, spec, fire_time=now) for task_id, spec in fired]
+    _, wake = fire_many(conn, new, now=now, plan=plan, settle=False)
     return wake, plan.handed

@@ -15,8 +15,16 @@ from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
 from octopus.core.models import TaskSpec
 from octopus.core.states import RUN_TERMINAL
+from octopus.store._dialect import insert_returning_ids
 from octopus.store._records import execution_from_row
-from octopus.store._settle import move_run, settle_task, start_runs, values, wake_for
+from octopus.store._settle import (
+    move_run,
+    settle_task,
+    settle_tasks_alike,
+    start_runs,
+    values,
+    wake_for,
+)
 from octopus.store.base import Claimed, Direct, Wake
 from octopus.store.tables import agents, executions, plugins, runs
 
@@ -229,6 +237,69 @@ def insert_run(
     }
     run_id: int = conn.execute(_INSERT_RUN, params).scalar_one()
     return run_id
+
+
+@dataclass(frozen=True, slots=True)
+class NewRun:
+    """A pending run to fire: its task and spec, its fire time and reason, and when its
+    executions may start (None: now)."""
+
+    task_id: int
+    spec: TaskSpec
+    fire_time: datetime
+    reason: str | None = None
+    not_before: datetime | None = None
+
+
+def fire_many(
+    conn: Connection,
+    new: Sequence[NewRun],
+    *,
+    now: datetime,
+    plan: Dispatch,
+    settle: bool = True,
+) -> tuple[list[int], Wake]:
+    """Fire many runs as ``fire`` fires one, in a few statements whatever their number: the
+    runs' ids (in the order given) and whom to wake.
+
+    ``settle=False`` leaves the tasks' status alone (new tasks are stored already pending).
+    """
+    if not new:
+        return [], Wake()
+    run_rows = [
+        {
+            "task_id": run.task_id,
+            "fire_time": run.fire_time,
+            "status": RunStatus.PENDING.value,
+            "reason": run.reason,
+            "created_at": now,
+        }
+        for run in new
+    ]
+    run_ids = insert_returning_ids(conn, runs, run_rows)
+    queued: list[dict[str, Any]] = []
+    leased: list[tuple[dict[str, Any], TaskSpec]] = []
+    placed: set[int] = set()
+    skipped: list[tuple[int, int]] = []
+    wake = Wake()
+    for run_id, run in zip(run_ids, new, strict=True):
+        placement = plan.place(run_id, run.task_id, run.spec, now=now, not_before=run.not_before)
+        if placement.nobody:
+            skipped.append((run_id, run.task_id))
+            continue
+        placed.add(run.task_id)
+        queued += placement.queued
+        leased += placement.leased
+        wake |= placement.wake
+    if queued:
+        conn.execute(QUEUE, queued)
+    if settle:
+        settle_tasks_alike(conn, placed, RunStatus.PENDING, now=now)
+    plan.lease(leased, now=now)
+    for run_id, task_id in skipped:
+        move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
+        settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
+    return run_ids, wake
 
 
 def dispatch(

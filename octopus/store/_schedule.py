@@ -6,7 +6,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from operator import itemgetter
 from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, func, or_, select, update
@@ -16,7 +15,8 @@ from octopus.core.models import Run, Task, TaskSpec
 from octopus.core.plan import exhausted
 from octopus.core.timing import OverlapDecision, decide_overlap, jitter_seconds_for
 from octopus.errors import Conflict, InvalidTransition
-from octopus.store._fire import Dispatch, dispatch, fire, insert_run
+from octopus.store._dialect import lock_row
+from octopus.store._fire import Dispatch, NewRun, dispatch, fire, fire_many, insert_run
 from octopus.store._records import run_from_row, spec_values, task_from_row
 from octopus.store._settle import one_of, settle_task, values
 from octopus.store._tasks import get_task, stop_executions
@@ -115,26 +115,48 @@ def fire_due(
     ``direct``, executions that may start now are leased to agents whose claims wait
     (``Fired.handed``).
     """
+    due = _claim_due(conn, firings, now=now)
     plan = Dispatch(conn, direct)
+    active = _active_runs_of(conn, [task.id for task, _ in due if task.spec.type.repeats])
     run_ids: list[int] = []
     wake = Wake()
-    for task_id, firing in sorted(firings, key=itemgetter(0)):
-        ids, fired_wake = _fire_task(conn, task_id, firing, now=now, plan=plan)
+    simple: list[NewRun] = []
+    progress: list[tuple[Task, _Progress, bool]] = []
+    for task, firing in due:
+        if _fires_once(task, firing, active.get(task.id, [])):
+            [(fire_time, reason)] = firing.fire
+            not_before = claimable_at(task, fire_time, now)
+            simple.append(NewRun(task.id, task.spec, fire_time, reason, not_before))
+            state = _Progress(count=task.run_count + 1, last=fire_time, waiting=task.waiting_run_id)
+            progress.append((task, state, firing.next_run_at is None))
+            continue
+        ids, fired_wake = _fire_task(conn, task, firing, now=now, plan=plan)
         run_ids += ids
         wake |= fired_wake
-    return Fired(runs=_runs(conn, run_ids), wake=wake, handed=plan.handed)
+    ids, fired_wake = fire_many(conn, simple, now=now, plan=plan)
+    _record_progress(conn, progress)
+    return Fired(runs=_runs(conn, run_ids + ids), wake=wake | fired_wake, handed=plan.handed)
+
+
+def _fires_once(task: Task, firing: Firing, active: list[int]) -> bool:
+    """Whether a due task fires exactly one run now, nothing missed or skipped: the common
+    case, fired with the others in a few statements (``fire_many``)."""
+    if firing.missed or len(firing.fire) != 1 or exhausted(task.spec, task.run_count):
+        return False
+    decision = decide_overlap(
+        task.spec.overlap_policy,
+        previous_active=bool(active),
+        already_queued=task.waiting_run_id is not None,
+    )
+    return decision is OverlapDecision.FIRE
 
 
 def _fire_task(
-    conn: Connection, task_id: int, firing: Firing, *, now: datetime, plan: Dispatch
+    conn: Connection, task: Task, firing: Firing, *, now: datetime, plan: Dispatch
 ) -> tuple[list[int], Wake]:
-    """One due task: the caller that still finds ``next_run_at == firing.expected`` records
-    the missed runs, fires the others through the overlap policy, moves ``next_run_at`` on and
-    ends a repeating task whose schedule ran out; the runs' ids and whom to wake."""
-    row = conn.execute(_CLAIM_DUE, _due_params(task_id, firing, now)).mappings().first()
-    if row is None:
-        return [], Wake()
-    task = task_from_row(row)
+    """One due task the caller holds (its ``next_run_at`` moved on from ``firing.expected``),
+    one fire time at a time: records the missed runs, fires the others through the overlap
+    policy and ends a repeating task whose schedule ran out; the runs' ids and whom to wake."""
     run_ids = [
         insert_run(conn, task.id, fire_time=at, now=now, status=RunStatus.MISSED, reason=why)
         for at, why in firing.missed
@@ -149,34 +171,49 @@ def _fire_task(
         run_id, fired_wake = _fire_one(conn, task, fire_time, reason, state, now=now, plan=plan)
         run_ids.append(run_id)
         wake |= fired_wake
-    _record_progress(conn, task, state, ended=firing.next_run_at is None, now=now)
+    _record_progress(conn, [(task, state, firing.next_run_at is None)])
     return run_ids, wake
 
 
-_CLAIM_DUE = (
+_DUE_ROWS = lock_row(
+    select(tasks).where(tasks.c.id.in_(bindparam("p_ids", expanding=True))).order_by(tasks.c.id)
+)
+_MOVE_ON = (
     update(tasks)
     .where(
         tasks.c.id == bindparam("p_id"),
         tasks.c.next_run_at == bindparam("p_expected", type_=tasks.c.next_run_at.type),
-        one_of(tasks.c.status, FIREABLE),
     )
     .values(
         next_run_at=bindparam("p_next", type_=tasks.c.next_run_at.type),
         updated_at=bindparam("p_now", type_=tasks.c.updated_at.type),
     )
-    .returning(*tasks.c)
 )
-"""Move a due task's ``next_run_at`` on, only if it is still the one the decision was made
-from (built once: building it per firing cost more than running it)."""
 
 
-def _due_params(task_id: int, firing: Firing, now: datetime) -> dict[str, Any]:
-    return {
-        "p_id": task_id,
-        "p_expected": firing.expected,
-        "p_next": firing.next_run_at,
-        "p_now": now,
-    }
+def _claim_due(
+    conn: Connection, firings: Sequence[tuple[int, Firing]], *, now: datetime
+) -> list[tuple[Task, Firing]]:
+    """The tasks whose ``next_run_at`` is still the one each decision was made from (and that
+    may fire), in id order, with ``next_run_at`` moved on: the fence that fires each fire time
+    once. Their rows are read in one statement, locked on PostgreSQL (a second replica waits,
+    then finds ``next_run_at`` moved); SQLite's single writer holds them anyway."""
+    wanted = dict(firings)
+    if not wanted:
+        return []
+    rows = conn.execute(_DUE_ROWS, {"p_ids": sorted(wanted)}).mappings()
+    due = [
+        (task, wanted[task.id])
+        for task in map(task_from_row, rows)
+        if task.status in FIREABLE and task.next_run_at == wanted[task.id].expected
+    ]
+    if due:
+        moves = [
+            {"p_id": t.id, "p_expected": f.expected, "p_next": f.next_run_at, "p_now": now}
+            for t, f in due
+        ]
+        conn.execute(_MOVE_ON, moves)
+    return due
 
 
 @dataclass(slots=True, kw_only=True)
@@ -245,6 +282,14 @@ _ACTIVE_RUNS = (
     .where(runs.c.task_id == bindparam("p_task_id"), one_of(runs.c.status, ACTIVE_RUNS))
     .order_by(runs.c.id)
 )
+_ACTIVE_RUNS_OF = (
+    select(runs.c.task_id, runs.c.id)
+    .where(
+        runs.c.task_id.in_(bindparam("p_task_ids", expanding=True)),
+        one_of(runs.c.status, ACTIVE_RUNS),
+    )
+    .order_by(runs.c.id)
+)
 _PROGRESS = (
     update(tasks)
     .where(tasks.c.id == bindparam("p_id"))
@@ -270,19 +315,26 @@ def _active_runs(conn: Connection, task_id: int) -> list[int]:
     return list(conn.execute(_ACTIVE_RUNS, {"p_task_id": task_id}).scalars())
 
 
-def _record_progress(
-    conn: Connection, task: Task, state: _Progress, *, ended: bool, now: datetime
-) -> None:
-    """Store the run count, last fire time and waiting run; end a finished schedule."""
-    ended = ended or exhausted(task.spec, state.count)
-    stmt = _PROGRESS_ENDED if task.spec.type.repeats and ended else _PROGRESS
-    params = {
-        "p_id": task.id,
-        "p_count": state.count,
-        "p_last": state.last,
-        "p_waiting": state.waiting,
-    }
-    conn.execute(stmt, params)
+def _active_runs_of(conn: Connection, task_ids: list[int]) -> dict[int, list[int]]:
+    """``_active_runs`` of several tasks in one statement (a task without any is left out)."""
+    found: dict[int, list[int]] = {}
+    if task_ids:
+        for row in conn.execute(_ACTIVE_RUNS_OF, {"p_task_ids": task_ids}):
+            found.setdefault(row.task_id, []).append(row.id)
+    return found
+
+
+def _record_progress(conn: Connection, progress: Sequence[tuple[Task, _Progress, bool]]) -> None:
+    """Store each task's run count, last fire time and waiting run; end a schedule that ran
+    out (``True``: no fire time after this one), or reached its ``max_runs``."""
+    writes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
+    for task, state, ended in progress:
+        ends = task.spec.type.repeats and (ended or exhausted(task.spec, state.count))
+        params = {"p_id": task.id, "p_count": state.count, "p_last": state.last}
+        writes[ends].append({**params, "p_waiting": state.waiting})
+    for ends, batch in writes.items():
+        if batch:
+            conn.execute(_PROGRESS_ENDED if ends else _PROGRESS, batch)
 
 
 def _runs(conn: Connection, run_ids: list[int]) -> list[Run]:

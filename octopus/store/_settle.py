@@ -415,7 +415,16 @@ def move_run(
 
 def settle_task(conn: Connection, task_id: int, run_status: RunStatus, *, now: datetime) -> None:
     """Record a run's new status on its task; a finished or cancelled task keeps its status."""
-    conn.execute(_settled_statement(run_status), {"p_ids": [task_id], "p_updated_at": now})
+    settle_tasks_alike(conn, [task_id], run_status, now=now)
+
+
+def settle_tasks_alike(
+    conn: Connection, task_ids: Iterable[int], run_status: RunStatus, *, now: datetime
+) -> None:
+    """Record the same new run status on several tasks, in one UPDATE."""
+    ids = sorted(set(task_ids))
+    if ids:
+        conn.execute(_settled_statement(run_status), {"p_ids": ids, "p_updated_at": now})
 
 
 _START_RUNS = (
@@ -461,8 +470,5 @@ def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> No
     ids = sorted(set(run_ids))
     if not ids:
         return
-    moved = sorted(
-        {row.task_id for row in conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now})}
-    )
-    if moved:
-        conn.execute(_settled_statement(RunStatus.RUNNING), {"p_ids": moved, "p_updated_at": now})
+    moved = [row.task_id for row in conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now})]
+    settle_tasks_alike(conn, moved, RunStatus.RUNNING, now=now)
