@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from functools import cache
 from typing import Any
@@ -14,6 +14,7 @@ from sqlalchemy import (
     Insert,
     Select,
     Table,
+    bindparam,
     create_engine,
     event,
     func,
@@ -100,6 +101,19 @@ def lock_for_claim(stmt: Select[Any], of: Table) -> Select[Any]:
 def lock_row(stmt: Select[Any]) -> Select[Any]:
     """Lock a row that a settle step reads and then updates (a no-op on SQLite)."""
     return stmt.with_for_update()
+
+
+def lock_in_order(conn: Connection, table: Table, ids: Iterable[int]) -> None:
+    """Lock rows by id in ascending order (PostgreSQL), so a transaction that then updates
+    them in any order never locks in a cycle with another; SQLite's single writer needs none."""
+    if conn.dialect.name == "postgresql" and (ordered := sorted(ids)):
+        conn.execute(_ordered_lock(table), {"p_ids": ordered})
+
+
+@cache
+def _ordered_lock(table: Table) -> Select[Any]:
+    by_ids = table.c.id.in_(bindparam("p_ids", expanding=True))
+    return select(table.c.id).where(by_ids).order_by(table.c.id).with_for_update()
 
 
 def upsert(

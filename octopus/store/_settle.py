@@ -23,7 +23,7 @@ from octopus.core.states import (
     sources_of,
 )
 from octopus.store._changes import changes_of
-from octopus.store._dialect import lock_row
+from octopus.store._dialect import lock_in_order, lock_row
 from octopus.store._records import EXECUTION_COLUMNS, error_to_json, execution_from_row
 from octopus.store.base import ExecutionStarted, Finished, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
@@ -239,20 +239,6 @@ class _Attempt:
     started_at: datetime | None
 
 
-_TASKS_TO_SETTLE = lock_row(
-    select(tasks.c.id, tasks.c.type, tasks.c.status)
-    .where(tasks.c.id.in_(bindparam("p_ids", expanding=True)))
-    .order_by(tasks.c.id)
-)
-_SETTLE_TASK = (
-    update(tasks)
-    .where(tasks.c.id == bindparam("p_id"))
-    .values(
-        status=_param(tasks.c.status),
-        last_run_status=_param(tasks.c.last_run_status),
-        updated_at=_param(tasks.c.updated_at),
-    )
-)
 _NEVER_RETRIED = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.CANCELLED})
 
 
@@ -336,17 +322,19 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
         attempt = _Attempt(row.id, row.retry_of, ExecutionStatus(row.status), row.started_at)
         by_run[row.run_id].append(attempt)
     moved: list[tuple[int, RunStatus]] = []
-    writes: dict[tuple[RunStatus, bool], list[dict[str, Any]]] = {}
+    groups: dict[tuple[RunStatus, str | None], list[int]] = {}
     for run in current:
         rollup = roll_up(by_run[run.id])
         if rollup.status not in RUN_TRANSITIONS[RunStatus(run.status)]:
             continue  # unchanged, or a move the run's status does not allow
         reason = rollup.summary() if rollup.status in RUN_TERMINAL else None
-        params = {"p_id": run.id, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
-        writes.setdefault((rollup.status, reason is not None), []).append(params)
+        groups.setdefault((rollup.status, reason), []).append(run.id)
         moved.append((run.task_id, rollup.status))
-    for (new, with_reason), batch in writes.items():
-        conn.execute(_move_statement(new, with_reason, returning=False), batch)
+    # Runs that move alike (most of a batch: "1/1 succeeded") move in one UPDATE; they are
+    # locked already, so the order of these statements cannot deadlock.
+    for (new, reason), group in groups.items():
+        params = {"p_ids": group, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
+        conn.execute(_move_statement(new, reason is not None, returning=False), params)
     settle_tasks(conn, moved, now=now)
 
 
@@ -354,28 +342,20 @@ def settle_tasks(
     conn: Connection, moved: Sequence[tuple[int, RunStatus]], *, now: datetime
 ) -> None:
     """Record runs' new statuses on their tasks, in the order given (a task with several
-    moved runs ends with the last one's); a finished or cancelled task keeps its status."""
-    if not moved:
-        return
-    found = conn.execute(_TASKS_TO_SETTLE, {"p_ids": sorted({task for task, _ in moved})})
-    task_rows = {row.id: row for row in found}
-    status = {task_id: TaskStatus(row.status) for task_id, row in task_rows.items()}
-    last_run: dict[int, RunStatus] = {}
-    for task_id, run_status in moved:
-        if status[task_id] not in TASK_TERMINAL:  # read under lock: no one changes it now
-            task_type = TaskType(task_rows[task_id].type)
-            status[task_id] = task_status_after(task_type, status[task_id], run_status)
-        last_run[task_id] = run_status
-    params = [
-        {
-            "p_id": task_id,
-            "p_status": status[task_id].value,
-            "p_last_run_status": run_status.value,
-            "p_updated_at": now,
-        }
-        for task_id, run_status in sorted(last_run.items())
-    ]
-    conn.execute(_SETTLE_TASK, params)
+    moved runs ends with the last one's); a finished or cancelled task keeps its status.
+
+    Only repeating tasks have several runs, and their status does not follow their runs', so
+    a task ends as its last moved run alone would leave it: tasks are grouped by that status
+    and written in one UPDATE per group, locked first in id order (PostgreSQL) so concurrent
+    settles never lock in a cycle.
+    """
+    last_run = dict(moved)  # the last move of each task wins
+    lock_in_order(conn, tasks, last_run)
+    by_status: dict[RunStatus, list[int]] = {}
+    for task_id, run_status in last_run.items():
+        by_status.setdefault(run_status, []).append(task_id)
+    for run_status, task_ids in by_status.items():
+        settle_tasks_alike(conn, task_ids, run_status, now=now)
 
 
 @cache
@@ -396,7 +376,7 @@ def _move_statement(new: RunStatus, with_reason: bool, returning: bool = True) -
     stmt = (
         update(runs)
         .where(
-            runs.c.id == bindparam("p_id"),
+            runs.c.id.in_(bindparam("p_ids", expanding=True)),
             one_of(runs.c.status, sources_of(RUN_TRANSITIONS, new)),
         )
         .values(**changes)
@@ -408,7 +388,7 @@ def move_run(
     conn: Connection, run_id: int, new: RunStatus, *, now: datetime, reason: str | None = None
 ) -> bool:
     """Guarded move of a run to ``new``; False if its current status does not allow it."""
-    params = {"p_id": run_id, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
+    params = {"p_ids": [run_id], "p_started_at": now, "p_finished_at": now, "p_reason": reason}
     stmt = _move_statement(new, reason is not None)
     return conn.execute(stmt, params).first() is not None
 
