@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, case, func, or_, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from octopus.core.enums import RunStatus, TaskStatus
 from octopus.core.models import Run, Task, TaskSpec
@@ -29,18 +29,38 @@ FIREABLE = frozenset({TaskStatus.SCHEDULED, TaskStatus.ACTIVE})
 """Task statuses whose ``next_run_at`` the scheduler honours (a paused task waits)."""
 
 
-def due_tasks(conn: Connection, *, now: datetime, limit: int) -> list[Task]:
-    """Tasks waiting to fire whose ``next_run_at`` has come or is not planned yet."""
-    stmt = (
-        select(tasks)
-        .where(
-            or_(tasks.c.next_run_at <= now, tasks.c.next_run_at.is_(None)),
-            tasks.c.status.in_(values(FIREABLE)),
-        )
-        .order_by(tasks.c.next_run_at.is_not(None), tasks.c.next_run_at, tasks.c.id)
-        .limit(limit)
+_UNPLANNED = (
+    select(tasks)
+    .where(one_of(tasks.c.status, FIREABLE), tasks.c.next_run_at.is_(None))
+    .limit(bindparam("p_limit"))
+)
+_DUE = (
+    select(tasks)
+    .where(
+        one_of(tasks.c.status, FIREABLE),
+        tasks.c.next_run_at <= bindparam("p_now", type_=tasks.c.next_run_at.type),
     )
-    return [task_from_row(row) for row in conn.execute(stmt).mappings()]
+    .order_by(tasks.c.next_run_at, tasks.c.id)
+    .limit(bindparam("p_limit"))
+)
+
+
+def due_tasks(conn: Connection, *, now: datetime, limit: int) -> list[Task]:
+    """Tasks waiting to fire whose ``next_run_at`` is not planned yet (by id), then those
+    whose ``next_run_at`` has come (soonest first), at most ``limit`` in all.
+
+    Two reads rather than one with an OR, so that each is answered from the
+    ``(status, next_run_at)`` index instead of reading every active task on every tick.
+    """
+    unplanned = sorted(
+        (task_from_row(row) for row in conn.execute(_UNPLANNED, {"p_limit": limit}).mappings()),
+        key=lambda task: task.id,
+    )
+    room = limit - len(unplanned)
+    if room <= 0:
+        return unplanned
+    due = conn.execute(_DUE, {"p_now": now, "p_limit": room}).mappings()
+    return unplanned + [task_from_row(row) for row in due]
 
 
 def fire_run(

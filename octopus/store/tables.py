@@ -190,6 +190,7 @@ tasks = Table(
     Index(None, "status", "id"),
     Index(None, "waiting_run_id"),
     Index(None, "next_run_at"),
+    Index(None, "status", "next_run_at"),
     Index(None, "plugin"),
     Index(None, "type", "id"),
     Index(None, "updated_at"),

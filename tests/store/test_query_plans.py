@@ -143,3 +143,21 @@ def test_bulk_creates_and_firings_write_by_primary_key(
 
     assert badly_planned_writes(plans_of(sqlite_store, create)) == []
     assert badly_planned_writes(plans_of(sqlite_store, fire)) == []
+
+
+def test_the_scheduler_reads_due_tasks_by_fire_time(
+    sqlite_store: SqlStore, clock: FixedClock
+) -> None:
+    """Each tick's reads use ``(status, next_run_at)``: reading every active task (or every
+    task without a fire time, as finished ones are) cost each tick more as tasks grew."""
+
+    def by_fire_time(plans: Plans) -> bool:
+        steps = [step for _, plan in plans for step in plan]
+        return bool(steps) and all(
+            "ix_tasks_status_next_run_at" in step for step in steps if "tasks" in step
+        )
+
+    due = plans_of(sqlite_store, lambda: sqlite_store.due_tasks(now=clock.now, limit=200))
+    assert len(due) == 2  # not yet planned, then due
+    assert by_fire_time(due), due
+    assert by_fire_time(plans_of(sqlite_store, sqlite_store.next_due))
