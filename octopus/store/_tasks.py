@@ -12,6 +12,7 @@ from octopus.core.enums import ExecutionStatus, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution, Run, Task
 from octopus.core.states import TASK_TERMINAL
 from octopus.errors import InvalidTransition, NotFound
+from octopus.store._dialect import Unindexed
 from octopus.store._records import (
     EXECUTION_COLUMNS,
     execution_from_row,
@@ -166,13 +167,13 @@ def stop_executions(
         conditions.append(executions.c.run_id.in_(list(run_ids)))
     cancelled = conn.execute(
         update(executions)
-        .where(*conditions, executions.c.status == ExecutionStatus.QUEUED.value)
+        .where(*conditions, Unindexed(executions.c.status) == ExecutionStatus.QUEUED.value)
         .values(status=ExecutionStatus.CANCELLED.value, finished_at=now)
         .returning(executions.c.run_id)
     ).all()
     stopping = conn.execute(
         update(executions)
-        .where(*conditions, executions.c.status == ExecutionStatus.RUNNING.value)
+        .where(*conditions, Unindexed(executions.c.status) == ExecutionStatus.RUNNING.value)
         .values(cancel_requested=True)
         .returning(executions.c.agent, executions.c.run_id)
     ).all()

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from sqlalchemy import event, or_, update
 
-from octopus.core.enums import ExecutionStatus, TaskType
+from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
 from octopus.core.models import AgentFacts, Task, TaskSpec
 from octopus.store import SqlStore, open_store
 from octopus.store.base import Firing, Outcome
@@ -161,3 +161,17 @@ def test_the_scheduler_reads_due_tasks_by_fire_time(
     assert len(due) == 2  # not yet planned, then due
     assert by_fire_time(due), due
     assert by_fire_time(plans_of(sqlite_store, sqlite_store.next_due))
+
+
+def test_cancelling_a_task_writes_its_own_executions_only(
+    sqlite_store: SqlStore, clock: FixedClock
+) -> None:
+    [task] = sqlite_store.create_tasks(
+        [TaskSpec(name="c", plugin="demo", action="echo")], now=clock.now
+    ).tasks
+
+    plans = plans_of(sqlite_store, lambda: sqlite_store.cancel_task(task.id, now=clock.now))
+
+    assert badly_planned_writes(plans) == []
+    assert sqlite_store.get_task(task.id).status is TaskStatus.CANCELLED
+    assert sqlite_store.status_counts().executions[ExecutionStatus.QUEUED] == BACKLOG
