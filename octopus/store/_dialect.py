@@ -192,11 +192,12 @@ def minute_of(conn: Connection, column: Any) -> Any:
 
 
 class Unindexed(ColumnElement[Any]):
-    """A column's value that SQLite's planner may not look it up by (``+column``).
+    """A column in a condition that SQLite must not answer through an index on it (it is
+    rendered ``+column``).
 
     SQLite keeps no statistics here, so given ``task_id = ? AND status = ?`` it may walk
     every execution of that status through the status index rather than the task's few; a
-    condition on ``unindexed(status)`` leaves the choice to the other column. PostgreSQL
+    condition on ``Unindexed(status)`` leaves the choice to the other column. PostgreSQL
     plans from statistics and gets the column unchanged.
     """
 

@@ -277,17 +277,34 @@ def fire_many(
         for run in new
     ]
     run_ids = insert_returning_ids(conn, runs, run_rows)
+    placing = [
+        (run_id, run.task_id, run.spec, run.not_before)
+        for run_id, run in zip(run_ids, new, strict=True)
+    ]
+    return run_ids, _place(conn, placing, now=now, plan=plan, settle=settle)
+
+
+def _place(
+    conn: Connection,
+    placing: Sequence[tuple[int, int, TaskSpec, datetime | None]],
+    *,
+    now: datetime,
+    plan: Dispatch,
+    settle: bool,
+) -> Wake:
+    """Queue (or lease) the executions of pending runs, given as (run, task, spec, not
+    before), and settle their tasks; a run with nobody to go to is skipped."""
     queued: list[dict[str, Any]] = []
     leased: list[tuple[dict[str, Any], TaskSpec]] = []
     placed: set[int] = set()
     skipped: list[tuple[int, int]] = []
     wake = Wake()
-    for run_id, run in zip(run_ids, new, strict=True):
-        placement = plan.place(run_id, run.task_id, run.spec, now=now, not_before=run.not_before)
+    for run_id, task_id, spec, not_before in placing:
+        placement = plan.place(run_id, task_id, spec, now=now, not_before=not_before)
         if placement.nobody:
-            skipped.append((run_id, run.task_id))
+            skipped.append((run_id, task_id))
             continue
-        placed.add(run.task_id)
+        placed.add(task_id)
         queued += placement.queued
         leased += placement.leased
         wake |= placement.wake
@@ -299,7 +316,7 @@ def fire_many(
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
-    return run_ids, wake
+    return wake
 
 
 def dispatch(
@@ -314,17 +331,8 @@ def dispatch(
 ) -> Wake:
     """Queue (or, through ``plan``, lease) the executions of a pending run; without ``plan``,
     on a snapshot of the agents taken now."""
-    plan = plan or Dispatch(conn)
-    placement = plan.place(run_id, task_id, spec, now=now, not_before=not_before)
-    if placement.nobody:
-        move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
-        settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
-        return Wake()
-    if placement.queued:
-        conn.execute(QUEUE, placement.queued)
-    settle_task(conn, task_id, RunStatus.PENDING, now=now)
-    plan.lease(placement.leased, now=now)
-    return placement.wake
+    placing = [(run_id, task_id, spec, not_before)]
+    return _place(conn, placing, now=now, plan=plan or Dispatch(conn), settle=True)
 
 
 def execution_row(

@@ -324,7 +324,7 @@ _PROGRESS_ENDED = _PROGRESS.values(
     # in last_run_status (see docs/architecture.md, "Time").
     next_run_at=None,
     status=case(
-        (tasks.c.status.in_(values(RUNNABLE_NOW)), TaskStatus.SUCCEEDED.value),
+        (one_of(tasks.c.status, RUNNABLE_NOW), TaskStatus.SUCCEEDED.value),
         else_=tasks.c.status,
     ),
 )
@@ -350,8 +350,14 @@ def _record_progress(conn: Connection, progress: Sequence[tuple[Task, _Progress,
     writes: dict[bool, list[dict[str, Any]]] = {True: [], False: []}
     for task, state, ended in progress:
         ends = task.spec.type.repeats and (ended or exhausted(task.spec, state.count))
-        params = {"p_id": task.id, "p_count": state.count, "p_last": state.last}
-        writes[ends].append({**params, "p_waiting": state.waiting})
+        writes[ends].append(
+            {
+                "p_id": task.id,
+                "p_count": state.count,
+                "p_last": state.last,
+                "p_waiting": state.waiting,
+            }
+        )
     for ends, batch in writes.items():
         if batch:
             conn.execute(_PROGRESS_ENDED if ends else _PROGRESS, batch)

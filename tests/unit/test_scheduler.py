@@ -259,6 +259,23 @@ def test_max_runs_ends_the_task(store: SqlStore, online: str, make_spec: MakeSpe
     assert len(runs_of(store, task.id)) == 2
 
 
+def test_schedules_ending_in_the_same_tick_all_end(
+    store: SqlStore, online: str, make_spec: MakeSpec
+) -> None:
+    """Tasks whose schedules run out together are ended in one write of the tick."""
+    by_count = [every(store, make_spec, max_runs=1) for _ in range(2)]
+    by_end = [every(store, make_spec, end_at=at(5)) for _ in range(2)]
+    tick = Scheduler(store).tick(at(0))
+    assert len(tick.runs) == 4
+    for task in by_count + by_end:
+        after = store.get_task(task.id)
+        assert (after.status, after.next_run_at, after.run_count) == (
+            TaskStatus.SUCCEEDED,
+            None,
+            1,
+        )
+
+
 def test_jitter_delays_the_start_not_the_fire_time(
     store: SqlStore, online: str, make_spec: MakeSpec
 ) -> None:
