@@ -28,8 +28,7 @@ def _lags(runs: list[dict[str, Any]], window: tuple[float, float]) -> list[float
     scheduler on idle agents (a task's first run also brings the plugin to the agent).
     """
     lags = []
-    for run in _fired_in(runs, window):
-        fired = datetime.fromisoformat(run["fire_time"]).timestamp()
+    for fired, run in _fired_in(runs, window):
         for execution in run["executions"]:
             started = execution["result"]
             if execution["status"] == "succeeded" and isinstance(started, float):
@@ -37,13 +36,12 @@ def _lags(runs: list[dict[str, Any]], window: tuple[float, float]) -> list[float
     return lags
 
 
-def _fired_in(runs: list[dict[str, Any]], window: tuple[float, float]) -> list[dict[str, Any]]:
-    """The runs whose fire time is within ``window`` (epoch seconds, end excluded)."""
-    return [
-        run
-        for run in runs
-        if window[0] <= datetime.fromisoformat(run["fire_time"]).timestamp() < window[1]
-    ]
+def _fired_in(
+    runs: list[dict[str, Any]], window: tuple[float, float]
+) -> list[tuple[float, dict[str, Any]]]:
+    """The runs fired within ``window`` (epoch seconds, end excluded), with their fire time."""
+    fired = [(datetime.fromisoformat(run["fire_time"]).timestamp(), run) for run in runs]
+    return [(at, run) for at, run in fired if window[0] <= at < window[1]]
 
 
 def _phases(count: int) -> list[str]:
@@ -96,7 +94,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     for task_id in ids:
         runs = await ctx.api.runs(task_id)
         lags += _lags(runs, window)
-        statuses.update(run["status"] for run in _fired_in(runs, window))
+        statuses.update(run["status"] for _, run in _fired_in(runs, window))
     return ScenarioResult(
         name="schedule_lag",
         figures={"schedule_lag_ms": spread(lags, ("p50", "p99")) if lags else None},
