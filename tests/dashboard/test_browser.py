@@ -6,12 +6,22 @@ Screenshots of the key steps go to ``test-artifacts/dashboard/``.
 from __future__ import annotations
 
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from playwright.sync_api import Browser, BrowserContext, Dialog, Page, expect, sync_playwright
+from playwright.sync_api import (
+    Browser,
+    BrowserContext,
+    Dialog,
+    Page,
+    Route,
+    expect,
+    sync_playwright,
+)
 
+from octopus.server.dashboard.live import POLL_SECONDS
 from tests.dashboard.browser import launch, log_in, screenshot
 from tests.e2e.harness import AgentProcess, ApiClient, ServerProcess, wait_for
 
@@ -159,6 +169,35 @@ def test_cancel_a_running_task(page: Page, fleet: tuple) -> None:
         "cancelled", timeout=LIVE_TIMEOUT_MS
     )
     screenshot(page, "05-task-cancelled")
+
+
+def test_a_change_before_the_live_stream_opens_still_shows(page: Page, fleet: tuple) -> None:
+    """The execution is cancelled after the page was rendered but before its event stream
+    opened (held back here), so no change event can tell the page: it catches up on open."""
+    server, _ = fleet
+    with api(fleet) as client:
+        task = client.create_task("example.sleep", 60, labels={"zone": "eu"})
+        wait_for(lambda: _execution_status(client, task["id"]) == "running", timeout=20)
+
+        def cancel_then_open(route: Route) -> None:
+            client.cancel_task(task["id"])
+            wait_for(lambda: _execution_status(client, task["id"]) == "cancelled", timeout=20)
+            # The server's change loop sees the change (and tells no one) before the page listens.
+            time.sleep(3 * POLL_SECONDS)
+            route.continue_()
+
+        page.route("**/events", cancel_then_open)
+        page.goto(f"{server.url}/tasks/{task['id']}")
+        mark_page(page)
+        expect(page.locator(".execution-status").first).to_have_text(
+            "cancelled", timeout=LIVE_TIMEOUT_MS
+        )
+    assert not_reloaded(page)
+
+
+def _execution_status(client: ApiClient, task_id: int) -> str | None:
+    executions = [e for run in client.get_task(task_id)["runs"] for e in run["executions"]]
+    return executions[0]["status"] if executions else None
 
 
 def test_follow_a_running_executions_log_live(page: Page, fleet: tuple) -> None:

@@ -57,7 +57,9 @@
 
   if (topics.length && window.EventSource) {
     var source = new EventSource("/events");
-    source.addEventListener("open", function () { setIndicator("live", true); });
+    // What changed between this page's render and the stream's (re)opening was never sent to
+    // it: catch up once on every open.
+    source.addEventListener("open", function () { setIndicator("live", true); schedule(); });
     source.addEventListener("error", function () { setIndicator("reconnecting", false); });
     source.addEventListener("change", function (event) {
       if (topics.indexOf(event.data) !== -1) schedule();
