@@ -123,7 +123,7 @@ def bench(
     schedule_tasks: Annotated[int | None, _count("Schedule lag: interval tasks.")] = None,
     schedule_seconds: Annotated[
         float | None,
-        typer.Option(min=1.0, help="Schedule lag: seconds they fire.", show_default=False),
+        typer.Option(min=1.0, help="Schedule lag: seconds of runs measured.", show_default=False),
     ] = None,
     rss_agents: Annotated[int | None, _count("Memory: enrolled simulated agents.")] = None,
     executions: Annotated[int | None, _count("Lists: executions stored.")] = None,
