@@ -85,6 +85,18 @@ class AdminApi:
             raise BenchError(f"creating a task failed: {_error(response)}")
         return int(response.json()["id"])
 
+    async def create_many(self, bodies: Sequence[dict[str, Any]], in_flight: int) -> list[int]:
+        """Create tasks with single POSTs, ``in_flight`` at a time; ids in creation order."""
+        ids: list[int] = [0] * len(bodies)
+        queue = iter(enumerate(bodies))
+
+        async def lane() -> None:
+            for index, body in queue:
+                ids[index] = await self.create(body)
+
+        await asyncio.gather(*(lane() for _ in range(in_flight)))
+        return ids
+
     async def try_create(self, body: dict[str, Any]) -> tuple[int | None, str]:
         """Create one task; its id, or None and the server's reason when refused."""
         response = await self.http.post("/api/v1/tasks", json=body)

@@ -19,27 +19,26 @@ SETTLE_SECONDS = 2.0
 CANCEL_CONCURRENCY = 16
 
 
-def _lags(runs: list[dict[str, Any]], window: tuple[float, float]) -> list[float]:
-    """Lateness in ms of every run fired within ``window`` (epoch seconds, end excluded) whose
-    execution succeeded.
-
-    Runs fired while the tasks were still being created or cancelled are left out: they
-    measure the bench's own creates and cancels competing with the scheduler, not the
-    scheduler on idle agents (a task's first run also brings the plugin to the agent).
-    """
+def _lags(fired: list[tuple[float, dict[str, Any]]]) -> list[float]:
+    """Lateness in ms of every run of ``fired`` (see ``_fired_in``) whose execution succeeded."""
     lags = []
-    for fired, run in _fired_in(runs, window):
+    for at, run in fired:
         for execution in run["executions"]:
             started = execution["result"]
             if execution["status"] == "succeeded" and isinstance(started, float):
-                lags.append((started - fired) * 1000)
+                lags.append((started - at) * 1000)
     return lags
 
 
 def _fired_in(
     runs: list[dict[str, Any]], window: tuple[float, float]
 ) -> list[tuple[float, dict[str, Any]]]:
-    """The runs fired within ``window`` (epoch seconds, end excluded), with their fire time."""
+    """The runs fired within ``window`` (epoch seconds, end excluded), with their fire time.
+
+    Runs fired while the tasks were still being created or cancelled are left out: they
+    measure the bench's own creates and cancels competing with the scheduler, not the
+    scheduler on idle agents (a task's first run also brings the plugin to the agent).
+    """
     fired = [(datetime.fromisoformat(run["fire_time"]).timestamp(), run) for run in runs]
     return [(at, run) for at, run in fired if window[0] <= at < window[1]]
 
@@ -52,12 +51,12 @@ def _phases(count: int) -> list[str]:
     return [(base + timedelta(seconds=index * step)).isoformat() for index in range(count)]
 
 
-async def _create_all(api: AdminApi, body: dict[str, Any], count: int) -> list[int]:
+async def _create_all(api: AdminApi, body: dict[str, Any], count: int, in_flight: int) -> list[int]:
     """``count`` interval tasks phased over one interval: in bulk when the server has it."""
     bodies = [{**body, "start_at": start_at} for start_at in _phases(count)]
     if await api.bulk_available():
         return await api.create_bulk(bodies)
-    return [await api.create(item) for item in bodies]
+    return await api.create_many(bodies, in_flight)
 
 
 async def _cancel_all(api: AdminApi, ids: list[int]) -> None:
@@ -82,7 +81,8 @@ async def run(ctx: BenchContext) -> ScenarioResult:
             skipped=f"the server refused an interval task: {reason}",
         )
     await asyncio.to_thread(ctx.worker_agent)
-    ids = [probe] + await _create_all(ctx.api, body, ctx.options.schedule_tasks - 1)
+    count, in_flight = ctx.options.schedule_tasks - 1, ctx.options.create_concurrency
+    ids = [probe] + await _create_all(ctx.api, body, count, in_flight)
     # From one interval after the last create every task has fired its first run.
     window_start = time.time() + INTERVAL_SECONDS
     await asyncio.sleep(INTERVAL_SECONDS + ctx.options.schedule_seconds)
@@ -92,9 +92,9 @@ async def run(ctx: BenchContext) -> ScenarioResult:
     lags: list[float] = []
     statuses: Counter[str] = Counter()
     for task_id in ids:
-        runs = await ctx.api.runs(task_id)
-        lags += _lags(runs, window)
-        statuses.update(run["status"] for _, run in _fired_in(runs, window))
+        fired = _fired_in(await ctx.api.runs(task_id), window)
+        lags += _lags(fired)
+        statuses.update(run["status"] for _, run in fired)
     return ScenarioResult(
         name="schedule_lag",
         figures={"schedule_lag_ms": spread(lags, ("p50", "p99")) if lags else None},

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from octopus.bench.api import AdminApi, bench_task
 from octopus.bench.context import BenchContext
@@ -19,19 +18,6 @@ SLOWEST_RATE = 20.0
 POLL_SECONDS = 0.25
 """How often the wait looks at the last task: rarely, since the figure comes from the stored
 ``finished_at`` times, and every poll takes CPU from the server being measured."""
-
-
-async def create_singles(api: AdminApi, bodies: list[dict[str, Any]], in_flight: int) -> list[int]:
-    """Create tasks with single POSTs, ``in_flight`` at a time; ids in creation order."""
-    ids: list[int] = [0] * len(bodies)
-    queue = iter(enumerate(bodies))
-
-    async def lane() -> None:
-        for index, body in queue:
-            ids[index] = await api.create(body)
-
-    await asyncio.gather(*(lane() for _ in range(in_flight)))
-    return ids
 
 
 async def last_ended(api: AdminApi, task_id: int, *, limit_seconds: float) -> None:
@@ -56,7 +42,7 @@ async def run(ctx: BenchContext) -> ScenarioResult:
         ids = await ctx.api.create_bulk(bodies)
         path = "bulk"
     else:
-        ids = await create_singles(ctx.api, bodies, ctx.options.create_concurrency)
+        ids = await ctx.api.create_many(bodies, ctx.options.create_concurrency)
         path = f"single POSTs, {ctx.options.create_concurrency} in flight"
     created = time.time()
     limit_seconds = max(MIN_WAIT_SECONDS, count / SLOWEST_RATE)
