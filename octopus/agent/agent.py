@@ -13,8 +13,6 @@ from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import httpx
-
 from octopus.agent.backoff import Backoff
 from octopus.agent.client import AgentClient, RequestRefused, ServerUnavailable
 from octopus.agent.executor import Executor
@@ -77,7 +75,6 @@ class Agent:
         claim_wait_seconds: float = 25.0,
         max_backoff_seconds: float = 10.0,
         handle_signals: bool = True,
-        transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         """Configure the agent; nothing happens until ``run``.
 
@@ -95,7 +92,6 @@ class Agent:
             claim_wait_seconds: How long the server may hold a claim (long-poll).
             max_backoff_seconds: Longest pause between retries while the server is away.
             handle_signals: Drain on SIGTERM/SIGINT (only in the main thread).
-            transport: An httpx transport, for tests.
         """
         self.name = name
         self._server_url = server_url
@@ -108,7 +104,7 @@ class Agent:
         self._max_backoff_seconds = max_backoff_seconds
         self._handle_signals = handle_signals
         self._state = AgentState(state_dir)
-        self._client = AgentClient(server_url, transport=transport)
+        self._client = AgentClient(server_url)
         self._plugins = PluginCache(self._state.plugins_dir)
         self._output = OutputStreamer(self._client)
         self._executor = Executor(

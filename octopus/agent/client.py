@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from typing import TypeVar
 
-import httpx
+import aiohttp
+import orjson
 from pydantic import BaseModel
 
 from octopus import __version__
@@ -46,39 +48,55 @@ class RequestRefused(OctopusError):
         self.status_code = status_code
 
 
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A server's whole answer to one request."""
+
+    status: int
+    reason: str
+    headers: Mapping[str, str]
+    content: bytes
+
+
 class AgentClient:
-    """One ``httpx.AsyncClient`` for every call an agent makes; methods return wire models."""
+    """One aiohttp session for every call an agent makes; methods return wire models.
+
+    aiohttp rather than httpx: on the agent's hot path (claims and report batches, about one
+    request per two executions at full speed) httpx cost ~1.3 ms of CPU per request here
+    against ~0.35 ms, the larger part of the agent's whole CPU per execution. Like httpx, the
+    session honours the ``HTTP(S)_PROXY`` and ``NO_PROXY`` environment.
+    """
 
     def __init__(
-        self,
-        server_url: str,
-        *,
-        token: str | None = None,
-        timeout_seconds: float = 30.0,
-        transport: httpx.AsyncBaseTransport | None = None,
+        self, server_url: str, *, token: str | None = None, timeout_seconds: float = 30.0
     ) -> None:
-        """Prepare the client.
+        """Prepare the client; the session opens on the first call (it needs a running loop).
 
         Args:
             server_url: Base URL of the server, for example ``http://localhost:8000``.
             token: The agent token, if already enrolled.
             timeout_seconds: Timeout of every call except the long-poll claim.
-            transport: An httpx transport, for tests.
         """
         self.token = token
-        self._timeout = httpx.Timeout(timeout_seconds, connect=min(timeout_seconds, 10.0))
-        self._http = httpx.AsyncClient(
-            base_url=server_url.rstrip("/") + "/api/v1",
-            timeout=self._timeout,
-            transport=transport,
-            # Plain http needs no certificates; loading the CA bundle costs every agent 1.3 MB.
-            verify=not server_url.startswith("http://"),
-            headers={"User-Agent": f"octopus-agent/{__version__}"},
-        )
+        self._base = server_url.rstrip("/") + "/api/v1"
+        self._timeout_seconds = timeout_seconds
+        self._connect_seconds = min(timeout_seconds, 10.0)
+        self._http: aiohttp.ClientSession | None = None
+
+    def _session(self) -> aiohttp.ClientSession:
+        if self._http is None:
+            self._http = aiohttp.ClientSession(
+                headers={"User-Agent": f"octopus-agent/{__version__}"},
+                cookie_jar=aiohttp.DummyCookieJar(),
+                trust_env=True,
+            )
+        return self._http
 
     async def aclose(self) -> None:
         """Close the connection pool."""
-        await self._http.aclose()
+        if self._http is not None:
+            await self._http.close()
+            self._http = None
 
     async def enroll(self, join_token: str, request: EnrollRequest) -> EnrollResponse:
         """Enroll with the join token; returns the agent's own token.
@@ -97,18 +115,8 @@ class AgentClient:
 
     async def claim(self, name: str, request: ClaimRequest) -> ClaimResponse:
         """Long-poll for up to ``request.slots`` executions and for cancellations."""
-        timeout = self._timeout.read or 0.0
-        read_timeout = max(timeout, request.wait_seconds + CLAIM_MARGIN_SECONDS)
-        response = await self._post(
-            f"/agents/{name}/claim",
-            request,
-            limits=httpx.Timeout(
-                connect=self._timeout.connect,
-                read=read_timeout,
-                write=self._timeout.write,
-                pool=self._timeout.pool,
-            ),
-        )
+        seconds = max(self._timeout_seconds, request.wait_seconds + CLAIM_MARGIN_SECONDS)
+        response = await self._post(f"/agents/{name}/claim", request, timeout_seconds=seconds)
         return _parse(response, ClaimResponse)
 
     async def report(self, execution_id: int, report: ExecutionReport) -> ReportAck:
@@ -166,10 +174,12 @@ class AgentClient:
         body: BaseModel,
         *,
         token: str | None = None,
-        limits: httpx.Timeout | None = None,
-    ) -> httpx.Response:
+        timeout_seconds: float | None = None,
+    ) -> Answer:
         content = body.model_dump_json().encode("utf-8")
-        return await self._send("POST", path, content=content, token=token, limits=limits)
+        return await self._send(
+            "POST", path, content=content, token=token, timeout_seconds=timeout_seconds
+        )
 
     async def _send(
         self,
@@ -178,28 +188,33 @@ class AgentClient:
         *,
         content: bytes | None = None,
         token: str | None = None,
-        limits: httpx.Timeout | None = None,
-    ) -> httpx.Response:
+        timeout_seconds: float | None = None,
+    ) -> Answer:
         bearer = token if token is not None else self.token
         headers = {"Content-Type": "application/json"} if content is not None else {}
         if bearer:
             headers["Authorization"] = f"Bearer {bearer}"
+        timeout = aiohttp.ClientTimeout(
+            total=timeout_seconds or self._timeout_seconds, connect=self._connect_seconds
+        )
         try:
-            response = await self._http.request(
-                method,
-                path,
-                content=content,
-                headers=headers,
-                timeout=limits if limits is not None else self._timeout,
-            )
-        except httpx.TransportError as exc:
+            async with self._session().request(
+                method, self._base + path, data=content, headers=headers, timeout=timeout
+            ) as response:
+                answer = Answer(
+                    status=response.status,
+                    reason=response.reason or "",
+                    headers=response.headers,
+                    content=await response.read(),
+                )
+        except (aiohttp.ClientError, TimeoutError) as exc:
             raise ServerUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
-        _raise_for_status(method, path, response)
-        return response
+        _raise_for_status(method, path, answer)
+        return answer
 
 
-def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:
-    code = response.status_code
+def _raise_for_status(method: str, path: str, response: Answer) -> None:
+    code = response.status
     if code < 400:
         return
     message = f"{method} {path}: {_message(response)}"
@@ -214,17 +229,17 @@ def _raise_for_status(method: str, path: str, response: httpx.Response) -> None:
     raise RequestRefused(code, message)
 
 
-def _message(response: httpx.Response) -> str:
+def _message(response: Answer) -> str:
     try:
-        body = response.json()
+        body = orjson.loads(response.content)
     except ValueError:
-        return response.text[:500] or response.reason_phrase
+        return response.content[:500].decode("utf-8", "replace") or response.reason
     if isinstance(body, dict) and isinstance(body.get("message"), str):
         return str(body["message"])[:500]
     return str(body)[:500]
 
 
-def _parse(response: httpx.Response, model: type[_Model]) -> _Model:
+def _parse(response: Answer, model: type[_Model]) -> _Model:
     try:
         return model.model_validate_json(response.content)
     except ValueError as exc:

@@ -13,8 +13,8 @@ from octopus.agent.client import AgentClient, RequestRefused, ServerUnavailable
 from octopus.agent.executor import ExecutionOutcome
 from octopus.errors import AuthError, Fenced, NotFound, OctopusError
 from octopus.schemas.agents import ExecutionReport
+from octopus.schemas.common import ErrorInfo
 from octopus.schemas.reports import MAX_BATCHED_REPORTS, BatchedReport, ReportBatchAck
-from octopus.schemas.tasks import ErrorInfo
 
 logger = logging.getLogger(__name__)
 

@@ -46,25 +46,12 @@ def exec_slim(settings: Any) -> NoReturn:
     os.execve(sys.executable, [sys.executable, "-m", "octopus.agent"], env)
 
 
-def leave_out_httpx_cli() -> None:
-    """Keep httpx from importing its command-line client, which the agent never uses.
-
-    httpx imports it (click, rich and pygments: ~5 MB that an idle agent would carry for ever)
-    whenever those are installed, as they are for Octopus's own command line (upstream:
-    encode/httpx#3547). A None entry in ``sys.modules`` makes that import fail, and httpx then
-    goes without its CLI. Call it before anything imports httpx.
-    """
-    if "httpx._main" not in sys.modules:
-        sys.modules["httpx._main"] = None  # type: ignore[assignment]
-
-
 def main() -> int:
     """Run the agent from the settings the command line handed over."""
     raw = os.environ.pop(SETTINGS_ENV, None)
     if raw is None:
         sys.stderr.write("python -m octopus.agent is started by 'octopus agent'\n")
         return 2
-    leave_out_httpx_cli()
     from octopus.agent.agent import run_agent_with  # after the pop: nothing inherits it
 
     return run_agent_with(json.loads(raw))

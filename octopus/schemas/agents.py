@@ -8,8 +8,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field
 
 from octopus.core.enums import AgentStatus, ExecutionStatus
-from octopus.schemas.common import AgentName, Id, Inbound, Labels, Outbound, Text
-from octopus.schemas.tasks import ErrorInfo
+from octopus.schemas.common import AgentName, ErrorInfo, Id, Inbound, Labels, Outbound, Text
 
 MAX_LOG_BYTES = 256 * 1024
 """The most of an execution's captured output that the server keeps."""

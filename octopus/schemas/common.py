@@ -80,3 +80,11 @@ class ErrorBody(Outbound):
     error: str
     message: str
     details: list[ErrorDetail] = []
+
+
+class ErrorInfo(Outbound):
+    """Why an execution did not succeed: exception type, message and traceback."""
+
+    type: str
+    message: str
+    traceback: str | None = None

@@ -24,6 +24,7 @@ from octopus.schemas.common import (
     ActionName,
     AgentName,
     AwareDatetime,
+    ErrorInfo,
     Id,
     Inbound,
     Labels,
@@ -220,14 +221,6 @@ class TaskBulkCreate(Inbound):
         max_length=MAX_BULK_TASKS,
         description=f"1 to {MAX_BULK_TASKS} tasks, each exactly as for a single create.",
     )
-
-
-class ErrorInfo(Outbound):
-    """Why an execution did not succeed: exception type, message and traceback."""
-
-    type: str
-    message: str
-    traceback: str | None = None
 
 
 class ExecutionRead(Outbound):

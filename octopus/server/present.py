@@ -9,8 +9,9 @@ from octopus.core.models import Agent, Execution, Plugin, Run, Task
 from octopus.core.plan import upcoming_times
 from octopus.core.rollup import roll_up
 from octopus.schemas.agents import AgentRead
+from octopus.schemas.common import ErrorInfo
 from octopus.schemas.plugins import ActionRead, ParamRead, PluginRead
-from octopus.schemas.tasks import ErrorInfo, ExecutionRead, RunRead, TaskDetail, TaskRead
+from octopus.schemas.tasks import ExecutionRead, RunRead, TaskDetail, TaskRead
 
 
 def task_read(task: Task) -> TaskRead:

@@ -1,15 +1,18 @@
-"""The agent against an in-process fake server (httpx.MockTransport) with real worker processes."""
+"""The agent against a fake server (scripted answers, served over loopback HTTP by aiohttp in the
+test's own event loop) with real worker processes."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
-import httpx
+from aiohttp import web
+from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from octopus.agent.agent import Agent
@@ -53,28 +56,45 @@ class FakeServer:
         )  # fmt: skip
         self.wake.set()
 
-    async def handle(self, request: httpx.Request) -> httpx.Response:
-        path = request.url.path.removeprefix("/api/v1")
+    @contextlib.asynccontextmanager
+    async def serving(self) -> AsyncIterator[str]:
+        """Serve on a free loopback port; yields the server's URL."""
+        app = web.Application()
+        app.router.add_route("*", "/{path:.*}", self.handle)
+        server = TestServer(app, host="127.0.0.1")
+        await server.start_server()
+        try:
+            yield str(server.make_url("")).rstrip("/")
+        finally:
+            await server.close()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        path = request.path.removeprefix("/api/v1")
         bearer = request.headers.get("Authorization", "")
         if path == "/agents/enroll":
             if bearer != f"Bearer {JOIN}":
-                return httpx.Response(401, json={"error": "unauthorized", "message": "bad join"})
-            body = json.loads(request.content)
+                return web.json_response(
+                    status=401, data={"error": "unauthorized", "message": "bad join"}
+                )
+            body = json.loads(await request.read())
             answer = {"name": body["name"], "token": TOKEN, "heartbeat_interval": 0.2,
                       "client_timeout": 5, "plugin_public_key": SIGNER.public_key}  # fmt: skip
-            return httpx.Response(201, json=answer)
+            return web.json_response(status=201, data=answer)
         if bearer != f"Bearer {TOKEN}" or self.revoked:
-            return httpx.Response(401, json={"error": "unauthorized", "message": "unknown token"})
+            return web.json_response(
+                status=401, data={"error": "unauthorized", "message": "unknown token"}
+            )
         return await self._agent_call(path, request)
 
-    async def _agent_call(self, path: str, request: httpx.Request) -> httpx.Response:
-        body = json.loads(request.content) if request.content else None
+    async def _agent_call(self, path: str, request: web.Request) -> web.Response:
+        content = await request.read()
+        body = json.loads(content) if content else None
         if path.endswith("/heartbeat"):
             self.heartbeats.append(body)
             cancel, self.cancel = self.cancel, []
             ack = {"status": "online", "cancel": cancel, "plugins": {"calc": SHA},
                    "lease_seconds": 60}  # fmt: skip
-            return httpx.Response(200, json=ack)
+            return web.json_response(status=200, data=ack)
         if path.endswith("/claim"):
             return await self._claim(body)
         if path.endswith("/reports"):
@@ -85,10 +105,10 @@ class FakeServer:
         if path == "/plugins/calc/source":
             signed = {"X-Octopus-Sha256": SHA, "X-Octopus-Plugin-Version": "1",
                       "X-Octopus-Signature": SIGNER.sign("calc", 1, SHA)}  # fmt: skip
-            return httpx.Response(200, content=PLUGIN, headers=signed)
-        return httpx.Response(404, json={"error": "not_found", "message": path})
+            return web.Response(body=PLUGIN, headers=signed)
+        return web.json_response(status=404, data={"error": "not_found", "message": path})
 
-    async def _claim(self, body: dict[str, Any]) -> httpx.Response:
+    async def _claim(self, body: dict[str, Any]) -> web.Response:
         self.claims.append(body["slots"])
         if not self.work and not self.cancel:
             self.wake.clear()
@@ -98,15 +118,19 @@ class FakeServer:
                 pass
         executions, self.work = self.work[: body["slots"]], self.work[body["slots"] :]
         cancel, self.cancel = self.cancel, []
-        return httpx.Response(200, json={"executions": executions, "cancel": cancel})
+        return web.json_response(status=200, data={"executions": executions, "cancel": cancel})
 
-    def _report_many(self, reports: list[dict[str, Any]]) -> httpx.Response:
+    def _report_many(self, reports: list[dict[str, Any]]) -> web.Response:
         self.batches.append([report["execution_id"] for report in reports])
         if self.batch_status != 200:
-            return httpx.Response(self.batch_status, json={"error": "invalid", "message": "no"})
+            return web.json_response(
+                status=self.batch_status, data={"error": "invalid", "message": "no"}
+            )
         if self.report_failures > 0:
             self.report_failures -= 1
-            return httpx.Response(503, json={"error": "unavailable", "message": "db down"})
+            return web.json_response(
+                status=503, data={"error": "unavailable", "message": "db down"}
+            )
         results = []
         for report in reports:
             execution_id = report.pop("execution_id")
@@ -115,22 +139,24 @@ class FakeServer:
             else:
                 self.reports[execution_id] = report
                 results.append({"id": execution_id, "status": report["status"]})
-        return httpx.Response(200, json={"results": results})
+        return web.json_response(status=200, data={"results": results})
 
-    def _report(self, execution_id: int, body: dict[str, Any]) -> httpx.Response:
+    def _report(self, execution_id: int, body: dict[str, Any]) -> web.Response:
         self.singles.append(execution_id)
         if self.report_failures > 0:
             self.report_failures -= 1
-            return httpx.Response(503, json={"error": "unavailable", "message": "db down"})
+            return web.json_response(
+                status=503, data={"error": "unavailable", "message": "db down"}
+            )
         if self.report_status == 409:
-            return httpx.Response(409, json={"error": "fenced", "message": "lease lost"})
+            return web.json_response(status=409, data={"error": "fenced", "message": "lease lost"})
         self.reports[execution_id] = body
-        return httpx.Response(200, json={"id": execution_id, "status": body["status"]})
+        return web.json_response(status=200, data={"id": execution_id, "status": body["status"]})
 
 
-def make_agent(server: FakeServer, state_dir: Path, **overrides: Any) -> Agent:
+def make_agent(server_url: str, state_dir: Path, **overrides: Any) -> Agent:
     options: dict[str, Any] = {
-        "server_url": "http://octopus.test",
+        "server_url": server_url,
         "name": "agent-1",
         "join_token": JOIN,
         "labels": {"zone": "a"},
@@ -140,7 +166,6 @@ def make_agent(server: FakeServer, state_dir: Path, **overrides: Any) -> Agent:
         "claim_wait_seconds": 1.0,
         "max_backoff_seconds": 0.2,
         "handle_signals": False,
-        "transport": httpx.MockTransport(server.handle),
     }
     options.update(overrides)
     return Agent(**options)
@@ -155,13 +180,14 @@ def run_scenario(
     server = server or FakeServer()
 
     async def main() -> int:
-        agent = make_agent(server, tmp_path / "state", **overrides)
-        running = asyncio.create_task(agent.run())
-        try:
-            await scenario(server, agent)
-        finally:
-            agent.stop()
-        return await asyncio.wait_for(running, 20)
+        async with server.serving() as url:
+            agent = make_agent(url, tmp_path / "state", **overrides)
+            running = asyncio.create_task(agent.run())
+            try:
+                await scenario(server, agent)
+            finally:
+                agent.stop()
+            return await asyncio.wait_for(running, 20)
 
     return asyncio.run(main())
 
@@ -247,18 +273,20 @@ def test_a_revoked_token_stops_the_agent_with_exit_code_2(tmp_path: Path) -> Non
     server.revoked = True
 
     async def main() -> int:
-        agent = make_agent(server, tmp_path / "state")
-        agent._state.save_token(TOKEN)  # enrolled earlier
-        agent._state.save_plugin_key(SIGNER.public_key)
-        return await asyncio.wait_for(agent.run(), 10)
+        async with server.serving() as url:
+            agent = make_agent(url, tmp_path / "state")
+            agent._state.save_token(TOKEN)  # enrolled earlier
+            agent._state.save_plugin_key(SIGNER.public_key)
+            return await asyncio.wait_for(agent.run(), 10)
 
     assert asyncio.run(main()) == 2
 
 
 def test_a_bad_join_token_stops_the_agent_with_exit_code_2(tmp_path: Path) -> None:
     async def main() -> int:
-        agent = make_agent(FakeServer(), tmp_path / "state", join_token="wrong-token-0123456789")
-        return await asyncio.wait_for(agent.run(), 10)
+        async with FakeServer().serving() as url:
+            agent = make_agent(url, tmp_path / "state", join_token="wrong-token-0123456789")
+            return await asyncio.wait_for(agent.run(), 10)
 
     assert asyncio.run(main()) == 2
     assert not (tmp_path / "state" / "token").exists()
@@ -273,11 +301,12 @@ def test_the_saved_token_is_reused_without_enrolling(tmp_path: Path) -> None:
     server = FakeServer()
 
     async def main() -> int:
-        agent = make_agent(server, tmp_path / "state", join_token=None)
-        running = asyncio.create_task(agent.run())
-        await scenario(server, agent)
-        agent.stop()
-        return await asyncio.wait_for(running, 10)
+        async with server.serving() as url:
+            agent = make_agent(url, tmp_path / "state", join_token=None)
+            running = asyncio.create_task(agent.run())
+            await scenario(server, agent)
+            agent.stop()
+            return await asyncio.wait_for(running, 10)
 
     assert asyncio.run(main()) == 0
 
