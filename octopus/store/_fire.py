@@ -96,6 +96,9 @@ class Dispatch:
         self._sha256: dict[str, str | None] = {}
         self._reserved: set[str] = set()
         self.handed: list[Claimed] = []
+        self.moved: dict[int, RunStatus] = {}
+        """Task id -> the status its new run moved to once placed (skipped: nobody to go to;
+        running: leased at once), for a caller that knows what it inserted."""
 
     def place(
         self,
@@ -136,6 +139,7 @@ class Dispatch:
         stmt = _insert_returning_rows(executions)
         started = [execution_from_row(row) for row in self._conn.execute(stmt, rows).mappings()]
         start_runs(self._conn, (execution.run_id for execution in started), now=now)
+        self.moved.update((execution.task_id, RunStatus.RUNNING) for execution in started)
         self.handed += [
             Claimed(
                 execution=execution,
@@ -316,6 +320,7 @@ def _place(
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
         settle_task(conn, task_id, RunStatus.SKIPPED, now=now)
+        plan.moved[task_id] = RunStatus.SKIPPED
     return wake
 
 

@@ -56,19 +56,31 @@ def id_type() -> TypeEngine[int]:
 
 
 class UTCDateTime(TypeDecorator[datetime]):
-    """A timezone-aware UTC datetime in and out, on SQLite (which has no zones) as on PostgreSQL."""
+    """A timezone-aware UTC datetime in and out, on SQLite (which has no zones) as on PostgreSQL.
+
+    SQLite keeps text without an offset, ``YYYY-MM-DD HH:MM:SS.ffffff`` in UTC (SQLAlchemy's
+    own ``DATETIME`` format, so it sorts and compares as time). There this type converts in
+    one step instead of its own conversion followed by ``DATETIME``'s: a bulk create binds
+    seven times a row, and the two steps were a sixth of its time.
+    """
 
     impl = DateTime(timezone=True)
     cache_ok = True
 
+    def bind_processor(self, dialect: Dialect) -> Any:
+        if dialect.name == "sqlite":
+            return _sqlite_text
+        return super().bind_processor(dialect)
+
+    def result_processor(self, dialect: Dialect, coltype: Any) -> Any:
+        if dialect.name == "sqlite":
+            return _sqlite_datetime
+        return super().result_processor(dialect, coltype)
+
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        if value.tzinfo is None or value.utcoffset() is None:
-            raise ValueError(f"naive datetime {value!r}: the store takes aware UTC times only")
-        utc = value.astimezone(UTC)
-        # SQLite keeps text without an offset; stored as naive UTC it still sorts correctly.
-        return utc.replace(tzinfo=None) if dialect.name == "sqlite" else utc
+        return _aware(value).astimezone(UTC)
 
     def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
@@ -76,6 +88,32 @@ class UTCDateTime(TypeDecorator[datetime]):
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
         return value.astimezone(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"naive datetime {value!r}: the store takes aware UTC times only")
+    return value
+
+
+_last_bound: tuple[datetime | None, str | None] = (None, None)
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    global _last_bound
+    if value is None:
+        return None
+    last = _last_bound
+    # A transaction binds its one "now" to many rows and columns: convert it once.
+    if value is last[0]:
+        return last[1]
+    text = _aware(value).astimezone(UTC).replace(tzinfo=None).isoformat(" ", "microseconds")
+    _last_bound = (value, text)
+    return text
+
+
+def _sqlite_datetime(value: str | None) -> datetime | None:
+    return None if value is None else datetime.fromisoformat(value).replace(tzinfo=UTC)
 
 
 class JsonText(TypeDecorator[Any]):

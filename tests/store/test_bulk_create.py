@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from datetime import timedelta
+from zoneinfo import ZoneInfo
 
 from octopus.core.enums import Ownership, TaskType
 from octopus.core.models import TaskSpec
@@ -10,6 +12,7 @@ from octopus.store import SqlStore
 from octopus.store._dialect import insert_returning_ids
 from octopus.store.tables import tasks
 from tests.conftest import FixedClock
+from tests.store.conftest import AddAgent
 
 
 def test_each_answered_id_holds_its_own_item_and_run(
@@ -39,3 +42,43 @@ def test_inserting_no_rows_stores_nothing(store: SqlStore) -> None:
     with store.engine.begin() as conn:
         assert insert_returning_ids(conn, tasks, []) == []
     assert store.list_tasks(limit=1)[1] == 0
+
+
+def test_created_tasks_are_answered_as_they_read_back(
+    store: SqlStore, make_spec: Callable[..., TaskSpec], clock: FixedClock, add_agent: AddAgent
+) -> None:
+    # The answer is built from what was written, not read back: times come back in UTC,
+    # JSON as stored, and a run skipped at once settles on its task.
+    add_agent("a1")
+    paris = ZoneInfo("Europe/Paris")
+    later = (clock.now + timedelta(hours=1)).astimezone(paris)
+    specs = [
+        make_spec(),
+        make_spec(ownership=Ownership.ALL, labels={"zone": "nowhere"}),  # skipped: nobody
+        make_spec(
+            ownership=Ownership.SPECIFIC,
+            target="a1",
+            args=[1.5, None, {"deep": [True, "\x00"]}],
+            kwargs={"k": [], "n": -(2**63)},
+            timeout_seconds=5,
+            max_retries=2,
+            retry_backoff_seconds=3,
+        ),
+        make_spec(type=TaskType.SCHEDULED, run_at=later),
+        make_spec(
+            type=TaskType.INTERVAL,
+            interval_seconds=30,
+            start_at=later,
+            end_at=later + timedelta(days=1),
+            jitter_seconds=1,
+        ),
+        make_spec(type=TaskType.CRON, cron="*/5 * * * *", timezone="Europe/Paris"),
+    ]
+    now = clock.now.astimezone(paris)
+
+    created = store.create_tasks(specs, now=now).tasks
+    singles = [store.create_task(spec, now=now).task for spec in specs]
+
+    for task in [*created, *singles]:
+        assert repr(task) == repr(store.get_task(task.id))  # repr: equal times in UTC too
+    assert [task.status.value for task in created[:2]] == ["pending", "failed"]

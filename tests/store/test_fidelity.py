@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
+from sqlalchemy import Column, MetaData, Table, create_engine, select, text
+from sqlalchemy.dialects import sqlite
 
 from octopus.core.enums import ExecutionStatus, TaskType
 from octopus.core.models import ExecutionError, TaskSpec
 from octopus.store import SqlStore
 from octopus.store.base import Claimed, Outcome
+from octopus.store.tables import UTCDateTime
 from tests.conftest import FixedClock
 from tests.store.conftest import AddAgent
 
@@ -81,3 +84,28 @@ def test_times_come_back_aware_utc(
 def test_naive_times_are_refused(store: SqlStore, clock: FixedClock) -> None:
     with pytest.raises(Exception, match="naive"):
         store.enroll_agent("a1", labels={}, token_hash="t", now=clock.now.replace(tzinfo=None))
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        datetime(2030, 6, 1, 12, 30, 15, 123456, tzinfo=timezone(timedelta(hours=2))),
+        datetime(2030, 1, 1, tzinfo=UTC),  # no microseconds: still six digits
+        datetime(1, 1, 1, 0, 0, 0, 1, tzinfo=UTC),
+        datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    ],
+    ids=str,
+)
+def test_sqlite_keeps_times_as_sqlalchemys_own_datetime_text(value: datetime) -> None:
+    # Stored text is compared and sorted as time in SQL: it must stay exactly the format
+    # of SQLAlchemy's DATETIME, which earlier versions wrote.
+    engine = create_engine("sqlite://")
+    table = Table("t", MetaData(), Column("at", UTCDateTime))
+    table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(table.insert(), [{"at": value}])
+        raw = conn.execute(text("SELECT at FROM t")).scalar_one()
+        back = conn.execute(select(table.c.at)).scalar_one()
+    naive_utc = value.astimezone(UTC).replace(tzinfo=None)
+    assert raw == sqlite.DATETIME().bind_processor(engine.dialect)(naive_utc)
+    assert back == value and back.tzinfo is UTC

@@ -95,6 +95,7 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     [run] = store.list_runs(outcome.created.task.id)
     assert run.status is RunStatus.RUNNING
     assert store.get_task(outcome.created.task.id).status is TaskStatus.RUNNING
+    assert outcome.created.task == store.get_task(outcome.created.task.id)  # answered as stored
     assert outcome.free == 1
     # Nothing is left queued for the claim's own store pass.
     assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
