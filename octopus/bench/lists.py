@@ -28,15 +28,15 @@ def _calls(newest_task: int, tasks_added: int) -> list[tuple[str, str, dict[str,
 
 
 async def _time_calls(ctx: BenchContext, tasks_added: int) -> dict[str, list[float]]:
-    newest = (await ctx.api.http.get("/api/v1/tasks", params={"limit": 1})).json()["items"][0]
+    newest = (await ctx.api.call("GET", "/api/v1/tasks", params={"limit": 1})).body["items"][0]
     timings: dict[str, list[float]] = {}
     while sum(map(len, timings.values())) < ctx.options.list_calls:
         for kind, path, params in _calls(int(newest["id"]), tasks_added):
             start = time.perf_counter()
-            response = await ctx.api.http.get(path, params=params)
+            answer = await ctx.api.call("GET", path, params=params)
             elapsed = (time.perf_counter() - start) * 1000
-            if response.status_code != 200:
-                raise BenchError(f"GET {path} failed: HTTP {response.status_code}")
+            if answer.status != 200:
+                raise BenchError(f"GET {path} failed: {answer.error}")
             timings.setdefault(kind, []).append(elapsed)
     return timings
 

@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import httpx
+import aiohttp
 
 from octopus import __version__
 from octopus.bench import heartbeats, latency, lists, memory, schedule, throughput
@@ -116,7 +116,7 @@ async def _run_one(name: str, ctx: BenchContext) -> ScenarioResult:
         return await scenario(ctx)
     except BenchError as exc:
         return ScenarioResult(name=name, figures=dict.fromkeys(keys), error=exc.message)
-    except httpx.HTTPError as exc:
+    except (aiohttp.ClientError, TimeoutError) as exc:
         error = f"HTTP: {type(exc).__name__}: {exc}"
         return ScenarioResult(name=name, figures=dict.fromkeys(keys), error=error)
 
