@@ -1,12 +1,12 @@
 """The scheduler: fires every due run once, on time, through restarts and several replicas.
 
-``Scheduler.tick(now)`` is the pure step: it starts ``queue_one`` runs whose previous run
-ended, plans tasks without a fire time, and for each due task decides which fire times to fire
-and which were missed (``core.timing.plan_missed``), then lets the store apply that decision
-once (``Store.fire_due`` guards on the ``next_run_at`` it was made from, and runs are unique
-per task and fire time). ``run()`` sleeps until the soonest ``next_run_at`` (at most
-``max_sleep_seconds``, so changes made by another replica are seen) and wakes early when a
-route calls ``wake()``.
+``Scheduler.tick(now)`` is the step, one store transaction (``Store.tick``): it starts
+``queue_one`` runs whose previous run ended, plans tasks without a fire time, and for each due
+task decides which fire times to fire and which were missed (``core.timing.plan_missed``) for
+the store to apply once (``Store.fire_due`` guards on the ``next_run_at`` the decision was made
+from, and runs are unique per task and fire time). ``run()`` sleeps until the soonest
+``next_run_at`` (at most ``max_sleep_seconds``, so changes made by another replica are seen)
+and wakes early when a route calls ``wake()``.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from contextlib import suppress
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from starlette.concurrency import run_in_threadpool
@@ -72,32 +72,19 @@ class Scheduler:
         self._wakeup.set()
 
     def tick(self, now: datetime, direct: Direct | None = None) -> Tick:
-        """One step at ``now`` (``fire``), then the soonest fire time still ahead."""
-        return replace(self.fire(now, direct), next_due=self._store.next_due())
+        """One step at ``now`` in one transaction: release waiting runs, plan new tasks, fire
+        what is due (with ``direct``, work that may start now goes to waiting claims), and
+        read the soonest fire time still ahead."""
+        fired, next_due = self._store.tick(self, now=now, limit=DUE_BATCH, direct=direct)
+        return Tick(runs=fired.runs, wake=fired.wake, handed=fired.handed, next_due=next_due)
 
-    def fire(self, now: datetime, direct: Direct | None = None) -> Tick:
-        """Release waiting runs, plan new tasks, fire what is due (in one transaction; with
-        ``direct``, work that may start now goes to waiting claims); ``next_due`` is unset."""
-        fired = [self._store.release_waiting(now=now)]
-        firings = []
-        for task in self._store.due_tasks(now=now, limit=DUE_BATCH):
-            if task.next_run_at is not None:
-                firings.append((task.id, self.firing(task, now)))
-            elif (first := first_fire_time(task.spec, now)) is not None:
-                self._store.plan_task(task.id, next_run_at=first, now=now)
-        if firings:
-            fired.append(self._store.fire_due(firings, now=now, direct=direct))
-        wake = Wake()
-        for step in fired:
-            wake |= step.wake
-        return Tick(
-            runs=[run for step in fired for run in step.runs],
-            wake=wake,
-            handed=[claimed for step in fired for claimed in step.handed],
-        )
+    def first_fire(self, task: Task, now: datetime) -> datetime | None:
+        """The first fire time of a task planned without one (see ``Planner``)."""
+        return first_fire_time(task.spec, now)
 
     def firing(self, task: Task, now: datetime) -> Firing:
-        """What to do with a due task at ``now``: fire times to fire and to record missed."""
+        """What to do with a due task at ``now``: fire times to fire and to record missed
+        (see ``Planner``)."""
         spec, expected = task.spec, task.next_run_at
         assert expected is not None
         anchor = anchor_of(spec, task.created_at)
@@ -141,9 +128,9 @@ class Scheduler:
     def _handing_tick(self, notifier: Notifier, lease_seconds: float) -> Tick:
         # What was leased is handed over as soon as it is committed, whatever happens after.
         with notifier.handing(lease_seconds) as handoff:
-            fired = self.fire(utcnow(), direct=handoff)
-            handoff.handed = fired.handed
-        return replace(fired, next_due=self._store.next_due())
+            tick = self.tick(utcnow(), direct=handoff)
+            handoff.handed = tick.handed
+        return tick
 
     def delay(self, next_due: datetime | None, now: datetime) -> float:
         """Seconds to sleep before the next tick: until ``next_due``, at most the cap."""

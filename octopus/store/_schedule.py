@@ -20,7 +20,7 @@ from octopus.store._fire import Dispatch, NewRun, dispatch, fire, fire_many, ins
 from octopus.store._records import run_from_row, spec_values, task_from_row
 from octopus.store._settle import one_of, settle_task, values
 from octopus.store._tasks import get_task, stop_executions
-from octopus.store.base import Direct, Fired, Firing, Wake
+from octopus.store.base import Direct, Fired, Firing, Planner, Wake
 from octopus.store.tables import runs, tasks
 
 RUN_NOW = "run now"
@@ -61,6 +61,22 @@ def due_tasks(conn: Connection, *, now: datetime, limit: int) -> list[Task]:
         return unplanned
     due = conn.execute(_DUE, {"p_now": now, "p_limit": room}).mappings()
     return unplanned + [task_from_row(row) for row in due]
+
+
+def tick(
+    conn: Connection, planner: Planner, *, now: datetime, limit: int, direct: Direct | None
+) -> tuple[Fired, datetime | None]:
+    """See ``Store.tick``."""
+    fired = release_waiting(conn, now=now) if any_waiting(conn) else Fired()
+    firings: list[tuple[int, Firing]] = []
+    for task in due_tasks(conn, now=now, limit=limit):
+        if task.next_run_at is not None:
+            firings.append((task.id, planner.firing(task, now)))
+        elif (first := planner.first_fire(task, now)) is not None:
+            plan_task(conn, task.id, next_run_at=first, now=now)
+    if firings:
+        fired |= fire_due(conn, firings, now=now, direct=direct)
+    return fired, next_due(conn)
 
 
 def fire_run(

@@ -221,6 +221,17 @@ class Firing:
     next_run_at: datetime | None = None
 
 
+class Planner(Protocol):
+    """The scheduler's decisions, asked by ``Store.tick`` inside its transaction (so they
+    must be pure: a retried transaction asks again)."""
+
+    def firing(self, task: Task, now: datetime) -> Firing:
+        """What to do with ``task``, due at ``now``: fire times to fire and to record missed."""
+
+    def first_fire(self, task: Task, now: datetime) -> datetime | None:
+        """The first fire time of a task that has none yet; None if it never fires."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Fired:
     """The runs a scheduling step created or started, whom to wake, and the executions it
@@ -229,6 +240,13 @@ class Fired:
     runs: list[Run] = field(default_factory=list)
     wake: Wake = field(default_factory=Wake)
     handed: list[Claimed] = field(default_factory=list)
+
+    def __or__(self, other: Fired) -> Fired:
+        return Fired(
+            runs=self.runs + other.runs,
+            wake=self.wake | other.wake,
+            handed=self.handed + other.handed,
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -490,6 +508,19 @@ class Store(Protocol):
         """A plugin's source with its sha256, version and signature; NotFound if absent."""
 
     # Scheduling ----------------------------------------------------------------------------
+
+    def tick(
+        self, planner: Planner, *, now: datetime, limit: int, direct: Direct | None = None
+    ) -> tuple[Fired, datetime | None]:
+        """One scheduler step in one transaction: ``release_waiting``, then for at most
+        ``limit`` of ``due_tasks``: ``plan_task`` with ``planner.first_fire`` for a task
+        without a fire time, ``fire_due`` with ``planner.firing`` for a due one; returns what
+        fired and ``next_due`` as the step left it.
+
+        One transaction rather than one per part, because under load the scheduler's parts
+        queued for the writer (and for the connection) each time, which is what made runs
+        late: a tick of a few runs took several times its own work.
+        """
 
     def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
         """Scheduled or active tasks to act on: unplanned ones first, then those due by ``now``."""

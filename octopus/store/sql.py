@@ -69,6 +69,7 @@ from octopus.store.base import (
     JoinToken,
     MinuteCount,
     Outcome,
+    Planner,
     PluginSource,
     PluginVersion,
     Pruned,
@@ -496,6 +497,14 @@ class SqlStore:
             return _plugins.get_plugin_source(conn, name)
 
     # Scheduling ----------------------------------------------------------------------------
+
+    def tick(
+        self, planner: Planner, *, now: datetime, limit: int, direct: Direct | None = None
+    ) -> tuple[Fired, datetime | None]:
+        """See ``Store.tick``."""
+        return self._write(
+            lambda conn: _schedule.tick(conn, planner, now=now, limit=limit, direct=direct)
+        )
 
     def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
         """See ``Store.due_tasks``."""
