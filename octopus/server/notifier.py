@@ -5,12 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 from octopus.store.base import Claimed, Wake
+
+RECHECK_SECONDS = 0.5
+"""How often a claim looks at the store even without a wake-up (other replicas, retries
+whose backoff ended)."""
+
+Mark = tuple[int, int]
+"""Wake-ups so far: for any agent, and for one agent by name."""
 
 
 @dataclass(eq=False, slots=True)
@@ -33,28 +41,42 @@ class Waiter:
     handed: list[Claimed] = field(default_factory=list)
 
 
-class Handoff:
-    """The slots one creating transaction reserved, at most one per agent (a run has at most one
-    execution per agent), so a transaction that is retried reserves nothing twice.
+@dataclass(eq=False, slots=True)
+class _Taken:
+    """The slots one transaction reserved of one waiting claim."""
 
-    Implements the store's ``Direct`` protocol. Made by ``Notifier.handing``, which settles it
-    when its block ends: the transaction sets ``handed`` to what it leased once it committed.
+    waiter: Waiter
+    slots: int
+
+
+class Handoff:
+    """The slots one creating or firing transaction reserved, of one waiting claim per agent.
+
+    A transaction asks for its n-th execution for an agent by number, so one that is retried
+    reuses the slots its first attempt reserved and never takes one twice. Implements the
+    store's ``Direct`` protocol. Made by ``Notifier.handing``, which settles it when its block
+    ends: the transaction sets ``handed`` to what it leased once it committed.
     """
 
     def __init__(self, notifier: Notifier, lease_seconds: float) -> None:
         self.lease_seconds = lease_seconds
         self._notifier = notifier
-        self.taken: dict[str, Waiter] = {}
+        self.taken: dict[str, _Taken] = {}
         self.handed: Sequence[Claimed] = ()
 
-    def take(self, agent: str) -> bool:
-        """Reserve a free slot of an open claim of ``agent``; False when none is waiting."""
-        if agent in self.taken:
-            return True
-        waiter = self._notifier.reserve(agent)
-        if waiter is None:
-            return False
-        self.taken[agent] = waiter
+    def take(self, agent: str, nth: int = 1) -> bool:
+        """Reserve slots of an open claim of ``agent`` up to the ``nth`` execution this
+        transaction leases to it; False when no claim is waiting or it has no slot left."""
+        taken = self.taken.get(agent)
+        if taken is None:
+            waiter = self._notifier.reserve(agent)
+            if waiter is None:
+                return False
+            taken = self.taken[agent] = _Taken(waiter, 1)
+        while taken.slots < nth:
+            if not self._notifier.reserve_more(taken.waiter):
+                return False
+            taken.slots += 1
         return True
 
 
@@ -66,9 +88,14 @@ class Notifier:
     Creating transactions run in worker threads, so what they touch is guarded by a lock.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, recheck_seconds: float = RECHECK_SECONDS) -> None:
+        """``recheck_seconds``: how long a claim may go without looking at the store itself."""
         self._waiters: dict[str, set[Waiter]] = defaultdict(set)
         self._lock = threading.Lock()
+        self._recheck_seconds = recheck_seconds
+        self._wakes_for_anyone = 0
+        self._wakes_for: dict[str, int] = defaultdict(int)
+        self._found_nothing: dict[str, tuple[Mark, float]] = {}
         self.closing = False
 
     def close(self) -> None:
@@ -78,10 +105,38 @@ class Notifier:
 
     def wake(self, wake: Wake) -> None:
         """Wake the named agents, or every waiting agent when any of them may take the work."""
+        with self._lock:
+            if wake.anyone:
+                self._wakes_for_anyone += 1
+            for name in wake.agents:
+                self._wakes_for[name] += 1
         names = list(self._waiters) if wake.anyone else wake.agents
         for name in names:
             for waiter in list(self._waiters.get(name, ())):
                 waiter.woken.set()
+
+    def mark(self, agent: str) -> Mark:
+        """Where the wake-ups for ``agent`` stand, taken before a claim looks at the store."""
+        with self._lock:
+            return (self._wakes_for_anyone, self._wakes_for.get(agent, 0))
+
+    def found_nothing(self, agent: str, mark: Mark) -> None:
+        """A look at the store that began at ``mark`` found nothing for ``agent``."""
+        with self._lock:
+            self._found_nothing[agent] = (mark, time.monotonic())
+
+    def nothing_new(self, agent: str) -> bool:
+        """Whether a claim of ``agent`` may skip its look at the store and wait at once: its
+        last look found nothing, no wake-up for it came since that look began, and the look is
+        recent enough (work that wakes no one here, from another replica or a retry whose
+        backoff ended, is still found within ``recheck_seconds``)."""
+        with self._lock:
+            last = self._found_nothing.get(agent)
+            if last is None:
+                return False
+            mark, at = last
+            now_mark = (self._wakes_for_anyone, self._wakes_for.get(agent, 0))
+            return mark == now_mark and time.monotonic() - at < self._recheck_seconds
 
     @contextmanager
     def listen(self, agent: str, slots: int = 0) -> Iterator[Waiter]:
@@ -137,7 +192,7 @@ class Notifier:
             self._settle(handoff)
 
     def reserve(self, agent: str) -> Waiter | None:
-        """Take a free slot of an open claim of ``agent`` (from any thread)."""
+        """Take a free slot of an open claim of ``agent`` for a transaction (from any thread)."""
         with self._lock:
             for waiter in self._waiters.get(agent, ()):
                 if waiter.open and waiter.free > 0:
@@ -146,15 +201,23 @@ class Notifier:
                     return waiter
         return None
 
-    def _settle(self, handoff: Handoff) -> None:
-        for agent, waiter in handoff.taken.items():
-            mine = [claimed for claimed in handoff.handed if claimed.execution.agent == agent]
-            waiter.loop.call_soon_threadsafe(self._deliver, waiter, mine)
+    def reserve_more(self, waiter: Waiter) -> bool:
+        """Take one more free slot of ``waiter`` for a transaction that reserved one of it."""
+        with self._lock:
+            if waiter.open and waiter.free > 0:
+                waiter.free -= 1
+                return True
+        return False
 
-    def _deliver(self, waiter: Waiter, handed: list[Claimed]) -> None:
+    def _settle(self, handoff: Handoff) -> None:
+        for agent, taken in handoff.taken.items():
+            mine = [claimed for claimed in handoff.handed if claimed.execution.agent == agent]
+            taken.waiter.loop.call_soon_threadsafe(self._deliver, taken, mine)
+
+    def _deliver(self, taken: _Taken, handed: list[Claimed]) -> None:
+        waiter = taken.waiter
         with self._lock:
             waiter.reserved -= 1
             waiter.handed += handed
-            if not handed:
-                waiter.free += 1
+            waiter.free += taken.slots - len(handed)
         waiter.woken.set()

@@ -94,7 +94,7 @@ class Dispatch:
         self._direct = direct
         self._loads = {load.name: load for load in agent_loads(conn)}
         self._sha256: dict[str, str | None] = {}
-        self._reserved: set[str] = set()
+        self._leased_to: dict[str, int] = {}
         self.handed: list[Claimed] = []
         self.moved: dict[int, RunStatus] = {}
         """Task id -> the status its new run moved to once placed (skipped: nobody to go to;
@@ -155,22 +155,21 @@ class Dispatch:
 
     def _handed_to(self, agent: str | None, spec: TaskSpec) -> str | None:
         """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
-        is online, the plugin exists, and one of the agent's claims is waiting (a slot of it
-        is then reserved); None otherwise. A transaction reserves one slot per agent, so an
-        agent's further work in it is queued (its claim takes that on its next pass)."""
+        is online, the plugin exists, and one of the agent's claims is waiting with a free
+        slot (which is then reserved); None otherwise. An agent's work beyond its claim's free
+        slots is queued (its next claim takes it)."""
         load = self._loads.get(agent) if agent is not None else None
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
-            return None
-        if load.name in self._reserved:
             return None
         if spec.plugin not in self._sha256:
             self._sha256[spec.plugin] = self._conn.execute(
                 _PLUGIN_SHA256, {"p_name": spec.plugin}
             ).scalar()
         sha256 = self._sha256[spec.plugin]
-        if sha256 is None or not self._direct.take(load.name):
+        nth = self._leased_to.get(load.name, 0) + 1
+        if sha256 is None or not self._direct.take(load.name, nth):
             return None
-        self._reserved.add(load.name)
+        self._leased_to[load.name] = nth
         return sha256
 
     def _targets(self, spec: TaskSpec) -> list[str | None]:

@@ -121,15 +121,18 @@ class Claimed:
 
 
 class Direct(Protocol):
-    """Agents whose long-poll claims are waiting right now. A creating transaction leases a
-    new execution to such an agent at once, and the server hands it over after the commit,
-    so it skips the queue and the claim's own pass over the store."""
+    """Agents whose long-poll claims are waiting right now. A creating transaction leases new
+    executions to such an agent at once, up to its claim's free slots, and the server hands
+    them over after the commit, so they skip the queue and the claim's own pass over the
+    store."""
 
     lease_seconds: float
 
-    def take(self, agent: str) -> bool:
-        """Reserve a slot of a waiting claim of ``agent`` (asked once per agent and
-        transaction); False when none is waiting."""
+    def take(self, agent: str, nth: int = 1) -> bool:
+        """Reserve slots of a waiting claim of ``agent`` up to the ``nth`` execution this
+        transaction leases to it (asked with 1, 2, ... in order; a retried transaction asks
+        again from 1 and reuses what it reserved); False when no claim is waiting or it has
+        no slot left."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -167,7 +167,8 @@ def test_a_reservation_that_is_not_used_gives_the_slot_back_and_wakes_the_claim(
         with notifier.listen("a1", 1) as waiter:
             notifier.wait_open(waiter)
             with notifier.handing(LEASE_SECONDS) as handoff:
-                assert handoff.take("a1") and handoff.take("a1")  # once per agent, however asked
+                assert handoff.take("a1") and handoff.take("a1")  # a retry reuses the slot
+                assert not handoff.take("a1", 2)  # the claim has no second slot
                 with notifier.handing(LEASE_SECONDS) as other:
                     assert not other.take("a1")  # its only slot is reserved
                 reserved = waiter.reserved
@@ -190,13 +191,15 @@ def test_a_claim_that_stopped_waiting_takes_no_reservation() -> None:
     assert asyncio.run(scenario()) is False
 
 
-def _tick_while_waiting(store: SqlStore, now: object, agent: str = "a1") -> list[Claimed]:
+def _tick_while_waiting(
+    store: SqlStore, now: object, agent: str = "a1", slots: int = 2
+) -> list[Claimed]:
     """One scheduler tick (in a worker thread, as the server runs it) while ``agent``'s claim
-    waits; what the claim was handed."""
+    for ``slots`` waits; what the claim was handed."""
 
     async def scenario() -> list[Claimed]:
         notifier = Notifier()
-        with notifier.listen(agent, 2) as waiter:
+        with notifier.listen(agent, slots) as waiter:
             notifier.wait_open(waiter)
             with notifier.handing(LEASE_SECONDS) as handoff:
                 tick = await asyncio.to_thread(Scheduler(store).tick, now, handoff)  # type: ignore[arg-type]
@@ -244,20 +247,43 @@ def test_a_jittered_run_is_queued_for_its_time_not_handed_over(
     assert [(e.status, e.not_before > clock.now) for e in page] == [(ExecutionStatus.QUEUED, True)]
 
 
-def test_one_tick_hands_an_agent_one_execution_and_queues_the_rest(
+def test_one_tick_fills_the_waiting_claims_free_slots_and_queues_the_rest(
     store: SqlStore,
     clock: FixedClock,
     make_spec: MakeSpec,
     add_agent: AddAgent,
     demo_plugin: PluginVersion,
 ) -> None:
-    # One transaction reserves one slot of an agent's waiting claim; more would overfill it.
     add_agent("a1")
     spec = make_spec(type=TaskType.INTERVAL, interval_seconds=60)
-    first, second = (store.create_task(spec, now=clock.now).task for _ in range(2))
-    handed = _tick_while_waiting(store, clock.now)
-    assert len(handed) == 1
+    ids = [store.create_task(spec, now=clock.now).task.id for _ in range(3)]
+    handed = _tick_while_waiting(store, clock.now, slots=2)
+    assert len(handed) == 2
     page, _ = store.list_executions()
     by_task = {e.task_id: e.status for e in page}
-    assert sorted(by_task.values()) == [ExecutionStatus.QUEUED, ExecutionStatus.RUNNING]
-    assert set(by_task) == {first.id, second.id}
+    assert set(by_task) == set(ids)
+    running = sorted(
+        task_id for task_id, status in by_task.items() if status is ExecutionStatus.RUNNING
+    )
+    assert running == sorted(c.execution.task_id for c in handed)
+    assert sorted(by_task.values()) == [ExecutionStatus.QUEUED, *[ExecutionStatus.RUNNING] * 2]
+    # What was not handed waits for the claim's next look.
+    [queued] = store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed
+    assert queued.execution.task_id not in running
+
+
+def test_a_retried_transaction_reuses_its_slots_and_gives_back_what_it_did_not_lease() -> None:
+    async def scenario() -> tuple[int, int, int]:
+        notifier = Notifier()
+        with notifier.listen("a1", 4) as waiter:
+            notifier.wait_open(waiter)
+            with notifier.handing(LEASE_SECONDS) as handoff:
+                for _ in range(2):  # the first attempt, then its retry
+                    assert all(handoff.take("a1", nth) for nth in (1, 2, 3))
+                during = waiter.free
+            await asyncio.wait_for(waiter.woken.wait(), 1)
+            notifier.stop_waiting(waiter)
+            return during, waiter.free, waiter.reserved
+
+    # Three slots reserved once, none leased (``handed`` stayed empty): all three come back.
+    assert asyncio.run(scenario()) == (1, 4, 0)

@@ -31,6 +31,7 @@ from octopus.schemas.common import IDENTIFIER_PATTERN, MAX_ID, NAME_PATTERN
 from octopus.server.auth import AgentIdentity, AnyAgent, State, require_join_token
 from octopus.server.clock import utcnow
 from octopus.server.heartbeats import HeartbeatBatcher
+from octopus.server.notifier import RECHECK_SECONDS
 from octopus.server.routes.agent_reports import outcome_of
 from octopus.server.secrets import hash_token, new_token
 from octopus.server.state import ServerState
@@ -47,9 +48,6 @@ ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 HEARTBEAT_PATH = "/agents/{name}/heartbeat"
 HEARTBEAT_ROUTE = router.prefix + HEARTBEAT_PATH
 """The heartbeat route's template, the label of its request metrics."""
-RECHECK_SECONDS = 0.5
-"""How often a waiting claim looks at the store even without a wake-up (other replicas,
-retries whose backoff ended)."""
 
 
 @router.post("/agents/enroll", status_code=201, dependencies=[Depends(require_join_token)])
@@ -150,18 +148,27 @@ async def claim(
                     continue
                 if handed or waiter.gone:
                     return ClaimResponse(executions=[_claimed(c) for c in handed], cancel=[])
-                found = await run_in_threadpool(
-                    state.store.claim,
-                    agent.name,
-                    slots=body.slots,
-                    now=utcnow(),
-                    lease_seconds=state.lease_seconds,
-                )
-                remaining = deadline - time.monotonic()
-                if found.claimed or found.cancel or remaining <= 0 or notifier.closing:
-                    return ClaimResponse(
-                        executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
+                # A busy agent claims again as soon as it is answered; when nothing woke it
+                # since its last empty look, its claim waits at once, so what is fired or
+                # created next is handed to it rather than queued for a look of its own.
+                if not notifier.nothing_new(agent.name):
+                    mark = notifier.mark(agent.name)
+                    found = await run_in_threadpool(
+                        state.store.claim,
+                        agent.name,
+                        slots=body.slots,
+                        now=utcnow(),
+                        lease_seconds=state.lease_seconds,
                     )
+                    if found.claimed or found.cancel:
+                        return ClaimResponse(
+                            executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
+                        )
+                    if body.slots:  # a look for no slot says nothing about queued work
+                        notifier.found_nothing(agent.name, mark)
+                remaining = deadline - time.monotonic()
+                if remaining <= 0 or notifier.closing:
+                    return ClaimResponse(executions=[], cancel=[])
                 notifier.wait_open(waiter)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
