@@ -48,6 +48,9 @@ EXIT_ERROR = 1
 EXIT_AUTH = 2
 _MAX_CLAIM_SLOTS = 256
 """The most executions one claim may ask for (``ClaimRequest.slots``)."""
+CLAIM_LEAD_SECONDS = 0.25
+"""How long before an execution may start the agent takes it (``ClaimRequest.lead_seconds``):
+the server fires scheduled runs a little ahead, and the agent starts each at its time."""
 _EMPTY_CLAIM_PAUSE_SECONDS = 0.5
 """Pause after a claim that came back empty at once, so a server that does not hold the
 long-poll cannot make the agent spin."""
@@ -364,7 +367,9 @@ class Agent:
         """One long-poll; None if it was dropped because a slot freed while it asked for none."""
         slots = self.claimable
         self._slot_freed.clear()
-        request = ClaimRequest(slots=slots, wait_seconds=self._claim_wait_seconds)
+        request = ClaimRequest(
+            slots=slots, wait_seconds=self._claim_wait_seconds, lead_seconds=CLAIM_LEAD_SECONDS
+        )
         claim = asyncio.create_task(self._client.claim(self.name, request))
         if slots > 0:
             return await claim

@@ -99,12 +99,14 @@ class ExecutionRunner:
             claimed.action,
             extra={"execution": claimed.id, "task": claimed.task_id},
         )
-        task = asyncio.create_task(self._run_one(claimed))
+        starts_at = asyncio.get_running_loop().time() + claimed.start_in_seconds
+        task = asyncio.create_task(self._run_one(claimed, starts_at))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
     def cancel(self, execution_id: int) -> None:
-        """Stop a held execution; one still fetching its plugin ends before it reaches a worker."""
+        """Stop a held execution; one still fetching its plugin or waiting for its start time
+        ends before it reaches a worker."""
         if execution_id not in self._held:
             return
         logger.info("Cancelling", extra={"execution": execution_id})
@@ -122,9 +124,9 @@ class ExecutionRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _run_one(self, claimed: ClaimedExecution) -> None:
+    async def _run_one(self, claimed: ClaimedExecution, starts_at: float) -> None:
         try:
-            outcome = await self._execute(claimed)
+            outcome = await self._execute(claimed, starts_at)
         finally:
             self._output.forget(claimed.id)
             del self._held[claimed.id]
@@ -139,12 +141,16 @@ class ExecutionRunner:
         )
         self._reports.submit(claimed.id, report_of(outcome))
 
-    async def _execute(self, claimed: ClaimedExecution) -> ExecutionOutcome:
+    async def _execute(self, claimed: ClaimedExecution, starts_at: float) -> ExecutionOutcome:
+        """Fetch the plugin, wait for the start time (``starts_at``, loop time), then run."""
         try:
             path = await self._plugin_path(claimed)
         except (OctopusError, OSError) as exc:
             message = f"plugin {claimed.plugin} is not available here: {exc}"
             return _ended(claimed, ExecutionStatus.FAILED, "PluginError", message)
+        early = starts_at - asyncio.get_running_loop().time()
+        if early > 0:
+            await asyncio.sleep(early)
         if claimed.id in self._cancel_before_start:
             return _ended(
                 claimed, ExecutionStatus.CANCELLED, "Cancelled", "the execution was cancelled"

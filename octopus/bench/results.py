@@ -34,8 +34,9 @@ class ScenarioResult:
         name: The scenario's name (``dispatch_latency``...).
         figures: JSON keys of the report and their values (numbers or maps of numbers).
         skipped: Why the scenario did not measure, when it did not; its figures are then null.
-        correct: Whether every task it created ended exactly once with ``succeeded``; None when
-            it created no task to check.
+        correct: Whether every task it created ended exactly once with ``succeeded`` (and, for
+            ``schedule_lag``, no run started before its fire time); None when it created no
+            task to check.
         notes: Extra facts worth showing (counts, the create path used, durations).
         error: Why the scenario could not finish, when it could not (its figures are null).
     """

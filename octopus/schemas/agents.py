@@ -74,6 +74,14 @@ class ClaimRequest(Inbound):
 
     slots: int = Field(ge=0, le=256, description="Executions the agent can start now.")
     wait_seconds: float = Field(default=25.0, ge=0, le=60)
+    lead_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        le=1,
+        description="How long before an execution may start the agent accepts it: it then "
+        "waits `start_in_seconds` itself. 0 (an agent that does not wait): only work that may "
+        "start now.",
+    )
 
 
 class ClaimedExecution(Outbound):  # type: ignore[no-redef]
@@ -90,6 +98,9 @@ class ClaimedExecution(Outbound):  # type: ignore[no-redef]
     kwargs: dict[str, Any]
     timeout_seconds: float | None
     lease_expires_at: datetime
+    start_in_seconds: float = 0.0
+    """How long the agent waits before starting it: a scheduled run handed over ahead of its
+    fire time, to an agent that asked for work ``lead_seconds`` ahead."""
 
 
 class ClaimResponse(Outbound):

@@ -45,7 +45,7 @@ from octopus.server.routes import (
     tasks,
 )
 from octopus.server.routes.agent_protocol import HEARTBEAT_ROUTE
-from octopus.server.scheduler import Scheduler
+from octopus.server.scheduler import LEAD_SECONDS, Scheduler
 from octopus.server.secrets import ServerTokens, ensure_tokens
 from octopus.server.state import ServerState
 from octopus.store import open_store
@@ -86,7 +86,7 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         max_runs_per_task=settings.retention_max_runs_per_task,
     )
     stopping = asyncio.Event()
-    state.scheduler = Scheduler(state.store)
+    state.scheduler = Scheduler(state.store, lead_seconds=LEAD_SECONDS)
     loops = [
         asyncio.create_task(state.scheduler.run(stopping, state.notifier, state.lease_seconds)),
         asyncio.create_task(

@@ -33,6 +33,8 @@ class Waiter:
     agent: str
     free: int
     loop: asyncio.AbstractEventLoop
+    lead: float = 0.0
+    """How long before an execution may start the agent accepts it (it waits itself)."""
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     open: bool = False
     gone: bool = False
@@ -64,15 +66,18 @@ class Handoff:
         self.taken: dict[str, _Taken] = {}
         self.handed: Sequence[Claimed] = ()
 
-    def take(self, agent: str, nth: int = 1) -> bool:
+    def take(self, agent: str, nth: int = 1, ahead: float = 0.0) -> bool:
         """Reserve slots of an open claim of ``agent`` up to the ``nth`` execution this
-        transaction leases to it; False when no claim is waiting or it has no slot left."""
+        transaction leases to it, one that may start in ``ahead`` seconds; False when no claim
+        is waiting, it has no slot left, or its agent does not take work that far ahead."""
         taken = self.taken.get(agent)
         if taken is None:
-            waiter = self._notifier.reserve(agent)
+            waiter = self._notifier.reserve(agent, ahead)
             if waiter is None:
                 return False
             taken = self.taken[agent] = _Taken(waiter, 1)
+        if ahead > taken.waiter.lead:
+            return False
         while taken.slots < nth:
             if not self._notifier.reserve_more(taken.waiter):
                 return False
@@ -139,12 +144,13 @@ class Notifier:
             return mark == now_mark and time.monotonic() - at < self._recheck_seconds
 
     @contextmanager
-    def listen(self, agent: str, slots: int = 0) -> Iterator[Waiter]:
-        """A claim of ``agent`` for ``slots`` executions, registered for the ``with`` block.
+    def listen(self, agent: str, slots: int = 0, lead: float = 0.0) -> Iterator[Waiter]:
+        """A claim of ``agent`` for ``slots`` executions that may start within ``lead``
+        seconds, registered for the ``with`` block.
 
         Register before looking for work, so a wake-up between the look and the wait is kept.
         """
-        waiter = Waiter(agent=agent, free=slots, loop=asyncio.get_running_loop())
+        waiter = Waiter(agent=agent, free=slots, loop=asyncio.get_running_loop(), lead=lead)
         with self._lock:
             self._waiters[agent].add(waiter)
         try:
@@ -191,11 +197,12 @@ class Notifier:
         finally:
             self._settle(handoff)
 
-    def reserve(self, agent: str) -> Waiter | None:
-        """Take a free slot of an open claim of ``agent`` for a transaction (from any thread)."""
+    def reserve(self, agent: str, ahead: float = 0.0) -> Waiter | None:
+        """Take a free slot of an open claim of ``agent`` that takes work ``ahead`` seconds
+        before it may start, for a transaction (from any thread)."""
         with self._lock:
             for waiter in self._waiters.get(agent, ()):
-                if waiter.open and waiter.free > 0:
+                if waiter.open and waiter.free > 0 and waiter.lead >= ahead:
                     waiter.free -= 1
                     waiter.reserved += 1
                     return waiter

@@ -4,9 +4,10 @@
 ``queue_one`` runs whose previous run ended, plans tasks without a fire time, and for each due
 task decides which fire times to fire and which were missed (``core.timing.plan_missed``) for
 the store to apply once (``Store.fire_due`` guards on the ``next_run_at`` the decision was made
-from, and runs are unique per task and fire time). ``run()`` sleeps until the soonest
-``next_run_at`` (at most ``max_sleep_seconds``, so changes made by another replica are seen)
-and wakes early when a route calls ``wake()``.
+from, and runs are unique per task and fire time). ``run()`` sleeps until the lead before the
+soonest ``next_run_at`` (at most ``max_sleep_seconds``, so changes made by another replica are
+seen) and wakes early when a route calls ``wake()``; runs fired ahead start on time because
+the agents that take them wait for it (see ``LEAD_SECONDS``).
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import asyncio
 import logging
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from starlette.concurrency import run_in_threadpool
 
@@ -36,6 +37,10 @@ BACKLOG_LIMIT = 1000
 """Missed fire times recorded one by one per task and tick; beyond, the schedule skips ahead."""
 DUE_BATCH = 200
 MAX_SLEEP_SECONDS = 1.0
+LEAD_SECONDS = 0.1
+"""How long before its fire time the server fires a run: its execution then reaches an agent
+that waits for the fire time itself (``ClaimRequest.lead_seconds``), so the tick's
+transaction and the claim are done before the run is due rather than after it."""
 MISSED = "missed: not fired on time (the server was down or the task paused)"
 
 
@@ -60,8 +65,12 @@ class Scheduler:
         grace_seconds: float = GRACE_SECONDS,
         run_all_limit: int = RUN_ALL_LIMIT,
         max_sleep_seconds: float = MAX_SLEEP_SECONDS,
+        lead_seconds: float = 0.0,
     ) -> None:
+        """``lead_seconds``: fire runs this long before their fire time (``LEAD_SECONDS`` in
+        the server; executions still become claimable at the fire time plus jitter)."""
         self._store = store
+        self._lead = timedelta(seconds=lead_seconds)
         self._grace_seconds = grace_seconds
         self._run_all_limit = run_all_limit
         self._max_sleep_seconds = max_sleep_seconds
@@ -75,7 +84,9 @@ class Scheduler:
         """One step at ``now`` in one transaction: release waiting runs, plan new tasks, fire
         what is due (with ``direct``, work that may start now goes to waiting claims), and
         read the soonest fire time still ahead."""
-        fired, next_due = self._store.tick(self, now=now, limit=DUE_BATCH, direct=direct)
+        fired, next_due = self._store.tick(
+            self, now=now, due_by=now + self._lead, limit=DUE_BATCH, direct=direct
+        )
         return Tick(runs=fired.runs, wake=fired.wake, handed=fired.handed, next_due=next_due)
 
     def first_fire(self, task: Task, now: datetime) -> datetime | None:
@@ -91,7 +102,11 @@ class Scheduler:
         due = [expected]
         if spec.type.repeats:
             due += due_fire_times(
-                schedule_for(spec), after=expected, now=now, anchor=anchor, limit=BACKLOG_LIMIT
+                schedule_for(spec),
+                after=expected,
+                now=now + self._lead,
+                anchor=anchor,
+                limit=BACKLOG_LIMIT,
             )
         to_fire, to_miss = plan_missed(
             due,
@@ -136,14 +151,15 @@ class Scheduler:
         """Seconds to sleep before the next tick: until ``next_due``, at most the cap."""
         if next_due is None:
             return self._max_sleep_seconds
-        return min(max((next_due - now).total_seconds(), 0.0), self._max_sleep_seconds)
+        until = (next_due - self._lead - now).total_seconds()
+        return min(max(until, 0.0), self._max_sleep_seconds)
 
     async def run(self, stopping: asyncio.Event, notifier: Notifier, lease_seconds: float) -> None:
         """Tick until ``stopping`` is set; ``notifier`` hands new work to waiting claims and
         wakes the agents of the rest.
 
-        Each sleep ends at the exact due instant (an asyncio timer), never before it, so a run
-        never starts ahead of its fire time and starts within milliseconds after it.
+        Each sleep ends at the lead before the due instant (an asyncio timer), so a run is
+        fired just ahead of its time, and its execution starts within milliseconds after it.
         """
         while not stopping.is_set():
             self._wakeup.clear()
@@ -151,6 +167,7 @@ class Scheduler:
             try:
                 tick = await run_in_threadpool(self._handing_tick, notifier, lease_seconds)
                 notifier.wake(tick.wake)
+                _wake_again_at_fire_times(tick, notifier)
                 next_due = tick.next_due
             except Exception:
                 logger.exception("Scheduler tick failed; trying again shortly")
@@ -160,6 +177,18 @@ class Scheduler:
             with suppress(TimeoutError):
                 async with asyncio.timeout(delay):
                     await _first_of(self._wakeup, stopping)
+
+
+def _wake_again_at_fire_times(tick: Tick, notifier: Notifier) -> None:
+    """Wake the agents of the work a tick queued ahead of its time once more at each fire
+    time: an agent that takes no work ahead (``lead_seconds`` 0) found nothing when the tick
+    woke it, and would otherwise wait for its claim's next look at the store."""
+    if not tick.wake.anyone and not tick.wake.agents:
+        return
+    now = utcnow()
+    loop = asyncio.get_running_loop()
+    for moment in sorted({run.fire_time for run in tick.runs if run.fire_time > now}):
+        loop.call_later((moment - now).total_seconds(), notifier.wake, tick.wake)
 
 
 async def _first_of(*events: asyncio.Event) -> None:

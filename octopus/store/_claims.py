@@ -100,15 +100,23 @@ _START = (
 
 
 def claim_executions(
-    conn: Connection, agent: str, *, slots: int, now: datetime, lease_seconds: float
+    conn: Connection,
+    agent: str,
+    *,
+    slots: int,
+    now: datetime,
+    lease_seconds: float,
+    due_by: datetime | None = None,
 ) -> list[Claimed]:
-    """Lease up to ``slots`` due executions to an online agent: its own first, then anyone's."""
+    """Lease up to ``slots`` executions due by ``due_by`` (default ``now``) to an online agent:
+    its own first, then anyone's."""
     row = conn.execute(_AGENT_ROW, {"b_agent": agent}).first()
     if row is None or row.status != AgentStatus.ONLINE.value or slots <= 0:
         return []
-    candidates = list(conn.execute(_ASSIGNED, {"b_agent": agent, "b_now": now, "b_limit": slots}))
+    due = now if due_by is None else due_by
+    candidates = list(conn.execute(_ASSIGNED, {"b_agent": agent, "b_now": due, "b_limit": slots}))
     if len(candidates) < slots:
-        candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=now)
+        candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=due)
     if not candidates:
         return []
     params = {

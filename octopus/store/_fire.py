@@ -113,7 +113,8 @@ class Dispatch:
         placement = Placement()
         for agent in self._targets(spec):
             row = execution_row(run_id, task_id, spec, agent, now=now, not_before=not_before)
-            sha256 = self._handed_to(agent, spec) if row["not_before"] <= now else None
+            ahead = max(0.0, (row["not_before"] - now).total_seconds())
+            sha256 = self._handed_to(agent, spec, ahead)
             if sha256 is None:
                 placement.queued.append(row)
                 placement.wake |= wake_for(agent)
@@ -153,11 +154,12 @@ class Dispatch:
             for execution, (row, spec) in zip(started, leased, strict=True)
         ]
 
-    def _handed_to(self, agent: str | None, spec: TaskSpec) -> str | None:
-        """The plugin's sha256 if the execution can be leased to ``agent`` at once: the agent
-        is online, the plugin exists, and one of the agent's claims is waiting with a free
-        slot (which is then reserved); None otherwise. An agent's work beyond its claim's free
-        slots is queued (its next claim takes it)."""
+    def _handed_to(self, agent: str | None, spec: TaskSpec, ahead: float) -> str | None:
+        """The plugin's sha256 if the execution, which may start in ``ahead`` seconds, can be
+        leased to ``agent`` at once: the agent is online, the plugin exists, and one of the
+        agent's claims is waiting with a free slot and takes work that far ahead (a slot is
+        then reserved); None otherwise. An agent's work beyond its claim's free slots is
+        queued (its next claim takes it)."""
         load = self._loads.get(agent) if agent is not None else None
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
             return None
@@ -167,7 +169,7 @@ class Dispatch:
             ).scalar()
         sha256 = self._sha256[spec.plugin]
         nth = self._leased_to.get(load.name, 0) + 1
-        if sha256 is None or not self._direct.take(load.name, nth):
+        if sha256 is None or not self._direct.take(load.name, nth, ahead):
             return None
         self._leased_to[load.name] = nth
         return sha256

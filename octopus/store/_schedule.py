@@ -64,12 +64,18 @@ def due_tasks(conn: Connection, *, now: datetime, limit: int) -> list[Task]:
 
 
 def tick(
-    conn: Connection, planner: Planner, *, now: datetime, limit: int, direct: Direct | None
+    conn: Connection,
+    planner: Planner,
+    *,
+    now: datetime,
+    due_by: datetime,
+    limit: int,
+    direct: Direct | None,
 ) -> tuple[Fired, datetime | None]:
     """See ``Store.tick``."""
     fired = release_waiting(conn, now=now) if any_waiting(conn) else Fired()
     firings: list[tuple[int, Firing]] = []
-    for task in due_tasks(conn, now=now, limit=limit):
+    for task in due_tasks(conn, now=due_by, limit=limit):
         if task.next_run_at is not None:
             firings.append((task.id, planner.firing(task, now)))
         elif (first := planner.first_fire(task, now)) is not None:

@@ -128,11 +128,12 @@ class Direct(Protocol):
 
     lease_seconds: float
 
-    def take(self, agent: str, nth: int = 1) -> bool:
+    def take(self, agent: str, nth: int = 1, ahead: float = 0.0) -> bool:
         """Reserve slots of a waiting claim of ``agent`` up to the ``nth`` execution this
         transaction leases to it (asked with 1, 2, ... in order; a retried transaction asks
-        again from 1 and reuses what it reserved); False when no claim is waiting or it has
-        no slot left."""
+        again from 1 and reuses what it reserved), one that may start in ``ahead`` seconds;
+        False when no claim is waiting, it has no slot left, or its agent does not take work
+        that far ahead of its start (``ClaimRequest.lead_seconds``)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -450,11 +451,20 @@ class Store(Protocol):
         """``record_heartbeat`` for many beats in one transaction (a later beat of an agent
         wins); unknown or revoked agents are absent from the answer."""
 
-    def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
+    def claim(
+        self,
+        agent: str,
+        *,
+        slots: int,
+        now: datetime,
+        lease_seconds: float,
+        lead_seconds: float = 0.0,
+    ) -> ClaimResult:
         """One long-poll pass for ``agent``, in one transaction (only a read when ``slots`` is
         0): the running executions it must stop, and up to ``slots`` queued executions whose
-        ``not_before`` has passed, leased to it: first those assigned to it, oldest first, then
-        unassigned ``anyone`` executions whose labels match its labels. Each becomes
+        ``not_before`` is at most ``lead_seconds`` ahead of ``now``, leased to it: first those
+        assigned to it, oldest first, then unassigned ``anyone`` executions whose labels match
+        its labels. Each becomes
         ``running`` with ``lease_expires_at`` set. Never hands one execution to two agents
         (``FOR UPDATE SKIP LOCKED`` on PostgreSQL, the single writer on SQLite). An execution
         whose plugin no longer exists is failed instead of claimed. A draining or offline agent
@@ -513,10 +523,17 @@ class Store(Protocol):
     # Scheduling ----------------------------------------------------------------------------
 
     def tick(
-        self, planner: Planner, *, now: datetime, limit: int, direct: Direct | None = None
+        self,
+        planner: Planner,
+        *,
+        now: datetime,
+        due_by: datetime,
+        limit: int,
+        direct: Direct | None = None,
     ) -> tuple[Fired, datetime | None]:
-        """One scheduler step in one transaction: ``release_waiting``, then for at most
-        ``limit`` of ``due_tasks``: ``plan_task`` with ``planner.first_fire`` for a task
+        """One scheduler step at ``now`` in one transaction: ``release_waiting``, then for at
+        most ``limit`` of the tasks due by ``due_by`` (``due_tasks``; later than ``now`` when
+        the scheduler fires ahead): ``plan_task`` with ``planner.first_fire`` for a task
         without a fire time, ``fire_due`` with ``planner.firing`` for a due one; returns what
         fired and ``next_due`` as the step left it.
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -406,7 +406,15 @@ class SqlStore:
             lambda conn: _agents.record_heartbeats(conn, beats, lease_seconds=lease_seconds)
         )
 
-    def claim(self, agent: str, *, slots: int, now: datetime, lease_seconds: float) -> ClaimResult:
+    def claim(
+        self,
+        agent: str,
+        *,
+        slots: int,
+        now: datetime,
+        lease_seconds: float,
+        lead_seconds: float = 0.0,
+    ) -> ClaimResult:
         """See ``Store.claim``."""
         if slots <= 0:
             with self._read() as conn:
@@ -414,7 +422,12 @@ class SqlStore:
 
         def work(conn: Connection) -> ClaimResult:
             claimed = _claims.claim_executions(
-                conn, agent, slots=slots, now=now, lease_seconds=lease_seconds
+                conn,
+                agent,
+                slots=slots,
+                now=now,
+                lease_seconds=lease_seconds,
+                due_by=now + timedelta(seconds=lead_seconds),
             )
             return ClaimResult(claimed=claimed, cancel=_agents.pending_cancels(conn, agent))
 
@@ -499,11 +512,19 @@ class SqlStore:
     # Scheduling ----------------------------------------------------------------------------
 
     def tick(
-        self, planner: Planner, *, now: datetime, limit: int, direct: Direct | None = None
+        self,
+        planner: Planner,
+        *,
+        now: datetime,
+        due_by: datetime,
+        limit: int,
+        direct: Direct | None = None,
     ) -> tuple[Fired, datetime | None]:
         """See ``Store.tick``."""
         return self._write(
-            lambda conn: _schedule.tick(conn, planner, now=now, limit=limit, direct=direct)
+            lambda conn: _schedule.tick(
+                conn, planner, now=now, due_by=due_by, limit=limit, direct=direct
+            )
         )
 
     def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:

@@ -198,6 +198,8 @@ AGENT_CASES: list[tuple[str, str, Any, int]] = [
     ("claim without slots", "claim", {}, 422),
     ("claim negative slots", "claim", {"slots": -1}, 422),
     ("claim endless wait", "claim", {"slots": 1, "wait_seconds": 3600}, 422),
+    ("claim negative lead", "claim", {"slots": 1, "lead_seconds": -0.1}, 422),
+    ("claim lead beyond a second", "claim", {"slots": 1, "lead_seconds": 5}, 422),
     ("heartbeat unknown field", "heartbeat", {"mood": "good"}, 422),
     ("heartbeat running not ids", "heartbeat", {"facts": {"running": ["x"]}}, 422),
     ("heartbeat huge id", "heartbeat", {"facts": {"running": [2**64]}}, 400),

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import AgentClient
@@ -205,3 +207,32 @@ def test_live_output_is_served_while_running_and_fenced_after(
     report(client, work["id"], headers, status="succeeded", log="all of it\n")
     assert client.post(url, json={"text": "late\n"}, headers=headers).status_code == 409
     assert client.get(f"/api/v1/executions/{work['id']}/log").json()["log"] == "all of it\n"
+
+
+@pytest.mark.parametrize("lead", [0.0, 1.0])
+def test_a_scheduled_run_reaches_an_agent_to_start_on_its_time_never_before(
+    client: TestClient, enroll: AgentClient, lead: float
+) -> None:
+    # The server fires runs a little ahead; only an agent that waits for the start time
+    # itself (lead_seconds) gets one early, told how long to wait.
+    headers = enroll("l1")
+    run_at = datetime.now(UTC) + timedelta(seconds=0.4)
+    created = client.post(
+        "/api/v1/tasks",
+        json={"plugin": "example", "action": "hello", "type": "scheduled",
+              "run_at": run_at.isoformat()},
+    )  # fmt: skip
+    assert created.status_code == 201, created.text
+    answer = client.post(
+        "/api/v1/agents/l1/claim",
+        json={"slots": 2, "wait_seconds": 5, "lead_seconds": lead},
+        headers=headers,
+    )
+    received = datetime.now(UTC)
+    assert answer.status_code == 200, answer.text
+    [work] = answer.json()["executions"]
+    start_in = work["start_in_seconds"]
+    assert 0 <= start_in <= lead
+    assert received + timedelta(seconds=start_in) >= run_at
+    # Woken again at the fire time, not left to its next look 0.5 s later.
+    assert received + timedelta(seconds=start_in) < run_at + timedelta(seconds=0.3)

@@ -113,3 +113,20 @@ def test_a_restart_keeps_schedules_and_records_missed_runs(
         wait_for(lambda: len(fired(api, task["id"])) >= 4, 15, message="firing again on schedule")
         assert api.get_task(task["id"])["status"] == "active"
         api.cancel_task(task["id"])
+
+
+def test_interval_runs_are_fired_ahead_and_start_on_their_time(
+    api: ApiClient, agents: AgentFactory
+) -> None:
+    agents.start(1)
+    task = api.create_task("example.echo", 1, type="interval", interval_seconds=0.5,
+                           labels=agents.labels)  # fmt: skip
+    done = wait_for(lambda: fired(api, task["id"])[1:6] if len(fired(api, task["id"])) >= 6 else [],
+                    20, message="six succeeded runs")  # fmt: skip
+    api.cancel_task(task["id"])
+    ahead = 0
+    for run in done:
+        [execution] = run["executions"]
+        assert when(execution["started_at"]) >= when(run["fire_time"])  # never before its time
+        ahead += when(execution["queued_at"]) < when(run["fire_time"])
+    assert ahead, "no run was fired ahead of its time"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import timedelta
 
 import pytest
 
@@ -192,17 +193,25 @@ def test_a_claim_that_stopped_waiting_takes_no_reservation() -> None:
 
 
 def _tick_while_waiting(
-    store: SqlStore, now: object, agent: str = "a1", slots: int = 2
+    store: SqlStore,
+    now: object,
+    agent: str = "a1",
+    slots: int = 2,
+    *,
+    lead: float = 0.0,
+    claim_lead: float = 0.0,
 ) -> list[Claimed]:
-    """One scheduler tick (in a worker thread, as the server runs it) while ``agent``'s claim
-    for ``slots`` waits; what the claim was handed."""
+    """One scheduler tick (in a worker thread, as the server runs it; firing ``lead`` seconds
+    ahead) while ``agent``'s claim for ``slots`` waits, taking work ``claim_lead`` seconds
+    ahead; what the claim was handed."""
 
     async def scenario() -> list[Claimed]:
         notifier = Notifier()
-        with notifier.listen(agent, slots) as waiter:
+        scheduler = Scheduler(store, lead_seconds=lead)
+        with notifier.listen(agent, slots, claim_lead) as waiter:
             notifier.wait_open(waiter)
             with notifier.handing(LEASE_SECONDS) as handoff:
-                tick = await asyncio.to_thread(Scheduler(store).tick, now, handoff)  # type: ignore[arg-type]
+                tick = await asyncio.to_thread(scheduler.tick, now, handoff)  # type: ignore[arg-type]
                 handoff.handed = tick.handed
             return await _handed(notifier, waiter)
 
@@ -287,3 +296,26 @@ def test_a_retried_transaction_reuses_its_slots_and_gives_back_what_it_did_not_l
 
     # Three slots reserved once, none leased (``handed`` stayed empty): all three come back.
     assert asyncio.run(scenario()) == (1, 4, 0)
+
+
+@pytest.mark.parametrize("claim_lead", [0.0, 0.02, 0.1])
+def test_a_run_fired_ahead_is_handed_only_to_a_claim_that_waits_for_its_time(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+    claim_lead: float,
+) -> None:
+    add_agent("a1")
+    spec = make_spec(type=TaskType.SCHEDULED, run_at=clock.now + timedelta(seconds=0.05))
+    task = store.create_task(spec, now=clock.now).task
+    handed = _tick_while_waiting(store, clock.now, lead=0.1, claim_lead=claim_lead)
+    [execution] = store.list_executions(task_id=task.id)[0]
+    if claim_lead < 0.05:  # the agent would start it at once, before its fire time
+        assert handed == []
+        assert execution.status is ExecutionStatus.QUEUED
+    else:
+        assert [c.execution.id for c in handed] == [execution.id]
+        assert execution.status is ExecutionStatus.RUNNING
+        assert handed[0].execution.not_before == clock.now + timedelta(seconds=0.05)

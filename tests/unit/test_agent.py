@@ -15,7 +15,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from octopus.agent.agent import Agent
+from octopus.agent.agent import CLAIM_LEAD_SECONDS, Agent
 from octopus.plugins.loader import sha256_of
 from octopus.plugins.signing import PluginSigner
 from tests.unit.waiting import async_wait_for
@@ -37,6 +37,7 @@ class FakeServer:
         self.heartbeats: list[dict[str, Any]] = []
         self.batches: list[list[int]] = []
         self.claims: list[int] = []
+        self.leads: list[float] = []
         self.report_failures = 0
         self.report_delay = 0.0
         self.batch_status = 200
@@ -45,13 +46,16 @@ class FakeServer:
         self.revoked = False
         self.wake = asyncio.Event()
 
-    def queue(self, execution_id: int, action: str, *args: Any, timeout: float = 30) -> None:
+    def queue(
+        self, execution_id: int, action: str, *args: Any, timeout: float = 30, start_in: float = 0
+    ) -> None:
         self.work.append(
             {
                 "id": execution_id, "task_id": 10 + execution_id, "run_id": 1, "attempt": 1,
                 "plugin": "calc", "plugin_sha256": SHA, "action": action, "args": list(args),
                 "kwargs": {}, "timeout_seconds": timeout,
                 "lease_expires_at": (datetime.now(UTC) + timedelta(seconds=60)).isoformat(),
+                "start_in_seconds": start_in,
             }
         )  # fmt: skip
         self.wake.set()
@@ -110,6 +114,7 @@ class FakeServer:
 
     async def _claim(self, body: dict[str, Any]) -> web.Response:
         self.claims.append(body["slots"])
+        self.leads.append(body["lead_seconds"])
         if not self.work and not self.cancel:
             self.wake.clear()
             try:
@@ -231,6 +236,32 @@ def test_cancel_from_the_server_stops_the_execution(tmp_path: Path) -> None:
         server.wake.set()
         await async_wait_for(lambda: 3 in server.reports, 10, "the cancelled report")
         assert server.reports[3]["status"] == "cancelled"
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_work_handed_ahead_of_its_time_starts_at_its_time(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        queued = datetime.now(UTC)
+        server.queue(5, "add", 1, 2, start_in=0.4)
+        await async_wait_for(lambda: 5 in server.reports, 15, "the report")
+        report = server.reports[5]
+        assert (report["status"], report["result"]) == ("succeeded", 3)
+        started = datetime.fromisoformat(report["started_at"])
+        assert started >= queued + timedelta(seconds=0.4)
+        assert set(server.leads) == {CLAIM_LEAD_SECONDS}
+
+    assert run_scenario(tmp_path, scenario) == 0
+
+
+def test_a_cancel_ends_work_waiting_for_its_time_without_running_it(tmp_path: Path) -> None:
+    async def scenario(server: FakeServer, agent: Agent) -> None:
+        server.queue(6, "nap", 60, start_in=1.0)
+        await async_wait_for(lambda: agent._runner.held == 1, 5, "the execution held")
+        server.cancel.append(6)
+        server.wake.set()
+        await async_wait_for(lambda: 6 in server.reports, 10, "the cancelled report")
+        assert server.reports[6]["status"] == "cancelled"
 
     assert run_scenario(tmp_path, scenario) == 0
 

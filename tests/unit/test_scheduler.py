@@ -388,3 +388,35 @@ def test_a_specific_run_waits_for_its_offline_agent(
     [claimed] = store.claim("a1", slots=4, now=at(1001), lease_seconds=LEASE).claimed
     assert claimed.execution.id == queued.id
     assert statuses(store, task.id) == [(1000.0, RunStatus.RUNNING)]
+
+
+def test_with_a_lead_a_run_fires_ahead_but_becomes_claimable_at_its_time(
+    store: SqlStore, online: str, make_spec: MakeSpec
+) -> None:
+    task = every(store, make_spec)
+    scheduler = Scheduler(store, lead_seconds=0.05)
+    assert [r.fire_time for r in scheduler.tick(at(0)).runs] == [at(0)]
+    finish_all(store, at(1))
+    assert scheduler.tick(at(9.94)).runs == []  # 60 ms ahead: beyond the lead
+    assert scheduler.delay(at(10), now=at(9.94)) == pytest.approx(0.01)
+    [run] = scheduler.tick(at(9.97)).runs  # 30 ms ahead: fired now, at its own time
+    assert (run.fire_time, store.get_task(task.id).next_run_at) == (at(10), at(20))
+    [execution] = store.list_executions(task_id=task.id, run_ids=[run.id])[0]
+    assert (execution.queued_at, execution.not_before) == (at(9.97), at(10))
+    # An agent that does not wait cannot take it before its time; one that waits can.
+    assert store.claim("a1", slots=5, now=at(9.97), lease_seconds=LEASE).claimed == []
+    ahead = store.claim("a1", slots=5, now=at(9.97), lease_seconds=LEASE, lead_seconds=0.02)
+    assert ahead.claimed == []
+    [claimed] = store.claim(
+        "a1", slots=5, now=at(9.97), lease_seconds=LEASE, lead_seconds=0.05
+    ).claimed
+    assert claimed.execution.id == execution.id
+
+
+def test_a_lead_does_not_make_a_run_missed_or_late(
+    store: SqlStore, online: str, make_spec: MakeSpec
+) -> None:
+    spec = make_spec(type=TaskType.SCHEDULED, run_at=at(30), missed_policy=MissedPolicy.SKIP)
+    store.create_task(spec, now=EPOCH)
+    [run] = Scheduler(store, lead_seconds=0.05).tick(at(29.96)).runs
+    assert (run.fire_time, run.status, run.reason) == (at(30), RunStatus.PENDING, None)

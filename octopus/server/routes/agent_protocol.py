@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
@@ -104,9 +105,11 @@ def _batcher(state: ServerState) -> HeartbeatBatcher:
     return state.heartbeats
 
 
-def _claimed(claimed: Claimed) -> ClaimedExecution:
+def _claimed(claimed: Claimed, now: datetime) -> ClaimedExecution:
     execution = claimed.execution
     assert execution.lease_expires_at is not None
+    # Relative, so the agent's clock does not matter: network time only makes it later.
+    start_in = max(0.0, (execution.not_before - now).total_seconds())
     return ClaimedExecution(
         id=execution.id,
         task_id=execution.task_id,
@@ -119,7 +122,13 @@ def _claimed(claimed: Claimed) -> ClaimedExecution:
         kwargs=claimed.kwargs,
         timeout_seconds=claimed.timeout_seconds,
         lease_expires_at=execution.lease_expires_at,
+        start_in_seconds=round(start_in, 6),
     )
+
+
+def _answer(claimed: list[Claimed], cancel: list[int]) -> ClaimResponse:
+    now = utcnow()
+    return ClaimResponse(executions=[_claimed(c, now) for c in claimed], cancel=cancel)
 
 
 @router.post("/agents/{name}/claim")
@@ -131,7 +140,7 @@ async def claim(
     deadline = time.monotonic() + body.wait_seconds
     notifier = state.notifier
     handed: list[Claimed] = []
-    with notifier.listen(agent.name, body.slots) as waiter:
+    with notifier.listen(agent.name, body.slots, body.lead_seconds) as waiter:
         # An agent that stopped or lost its connection leaves its long-poll behind; without
         # this watch the claim would go on leasing work to a socket no one reads.
         hangup = asyncio.ensure_future(_hung_up(request))
@@ -147,7 +156,7 @@ async def claim(
                             await waiter.woken.wait()
                     continue
                 if handed or waiter.gone:
-                    return ClaimResponse(executions=[_claimed(c) for c in handed], cancel=[])
+                    return _answer(handed, [])
                 # A busy agent claims again as soon as it is answered; when nothing woke it
                 # since its last empty look, its claim waits at once, so what is fired or
                 # created next is handed to it rather than queued for a look of its own.
@@ -159,16 +168,15 @@ async def claim(
                         slots=body.slots,
                         now=utcnow(),
                         lease_seconds=state.lease_seconds,
+                        lead_seconds=body.lead_seconds,
                     )
                     if found.claimed or found.cancel:
-                        return ClaimResponse(
-                            executions=[_claimed(c) for c in found.claimed], cancel=found.cancel
-                        )
+                        return _answer(found.claimed, found.cancel)
                     if body.slots:  # a look for no slot says nothing about queued work
                         notifier.found_nothing(agent.name, mark)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or notifier.closing:
-                    return ClaimResponse(executions=[], cancel=[])
+                    return _answer([], [])
                 notifier.wait_open(waiter)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
