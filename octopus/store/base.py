@@ -531,11 +531,12 @@ class Store(Protocol):
         limit: int,
         direct: Direct | None = None,
     ) -> tuple[Fired, datetime | None]:
-        """One scheduler step at ``now`` in one transaction: ``release_waiting``, then for at
-        most ``limit`` of the tasks due by ``due_by`` (``due_tasks``; later than ``now`` when
-        the scheduler fires ahead): ``plan_task`` with ``planner.first_fire`` for a task
-        without a fire time, ``fire_due`` with ``planner.firing`` for a due one; returns what
-        fired and ``next_due`` as the step left it.
+        """One scheduler step at ``now`` in one transaction: start every ``queue_one`` run
+        whose previous run has finished, then for at most ``limit`` of the tasks due by
+        ``due_by`` (``due_tasks``; later than ``now`` when the scheduler fires ahead):
+        ``plan_task`` with ``planner.first_fire`` for a task without a fire time, ``fire_due``
+        with ``planner.firing`` for a due one; returns what fired and the soonest
+        ``next_run_at`` of a scheduled or active task as the step left it (None if none).
 
         One transaction rather than one per part, because under load the scheduler's parts
         queued for the writer (and for the connection) each time, which is what made runs
@@ -544,9 +545,6 @@ class Store(Protocol):
 
     def due_tasks(self, *, now: datetime, limit: int = 100) -> list[Task]:
         """Scheduled or active tasks to act on: unplanned ones first, then those due by ``now``."""
-
-    def next_due(self) -> datetime | None:
-        """The soonest ``next_run_at`` of a scheduled or active task; None if there is none."""
 
     def fire_due(
         self,
@@ -573,9 +571,6 @@ class Store(Protocol):
         self, task_id: int, *, fire_time: datetime, next_run_at: datetime | None, now: datetime
     ) -> tuple[Run | None, Wake]:
         """``fire_due`` for the single fire time ``fire_time``; None if already fired."""
-
-    def release_waiting(self, *, now: datetime) -> Fired:
-        """Start every ``queue_one`` run whose previous run has finished."""
 
     def plan_task(self, task_id: int, *, next_run_at: datetime, now: datetime) -> bool:
         """Set the first fire time of a task that has none; False if it already has one."""

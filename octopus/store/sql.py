@@ -532,11 +532,6 @@ class SqlStore:
         with self._read() as conn:
             return _schedule.due_tasks(conn, now=now, limit=limit)
 
-    def next_due(self) -> datetime | None:
-        """See ``Store.next_due``."""
-        with self._read() as conn:
-            return _schedule.next_due(conn)
-
     def fire_due(
         self,
         firings: Sequence[tuple[int, Firing]],
@@ -561,14 +556,6 @@ class SqlStore:
                 conn, task_id, fire_time=fire_time, next_run_at=next_run_at, now=now
             )
         )
-
-    def release_waiting(self, *, now: datetime) -> Fired:
-        """See ``Store.release_waiting``."""
-        # Every scheduler tick asks; a read answers the usual "none" without taking the writer.
-        with self._read() as conn:
-            if not _schedule.any_waiting(conn):
-                return Fired()
-        return self._write(lambda conn: _schedule.release_waiting(conn, now=now))
 
     def run_now(self, task_id: int, *, now: datetime, actor: str | None = None) -> Fired:
         """See ``Store.run_now``."""

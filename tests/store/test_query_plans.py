@@ -18,6 +18,7 @@ from sqlalchemy import event, or_, update
 
 from octopus.core.enums import ExecutionStatus, TaskStatus, TaskType
 from octopus.core.models import AgentFacts, Task, TaskSpec
+from octopus.server.scheduler import Scheduler
 from octopus.store import SqlStore, open_store
 from octopus.store.base import Firing, Outcome
 from octopus.store.tables import executions
@@ -160,7 +161,11 @@ def test_the_scheduler_reads_due_tasks_by_fire_time(
     due = plans_of(sqlite_store, lambda: sqlite_store.due_tasks(now=clock.now, limit=200))
     assert len(due) == 2  # not yet planned, then due
     assert by_fire_time(due), due
-    assert by_fire_time(plans_of(sqlite_store, sqlite_store.next_due))
+    tick = plans_of(sqlite_store, lambda: Scheduler(sqlite_store).tick(clock.now))
+    by_time = [(sql, plan) for sql, plan in tick if "next_run_at" in sql]
+    assert len(by_time) == 3  # not yet planned, due, the soonest fire time ahead
+    assert by_fire_time(by_time), tick
+    assert not any(walks_a_backlog(plan) for _, plan in tick), tick
 
 
 def test_cancelling_a_task_writes_its_own_executions_only(
