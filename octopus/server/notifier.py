@@ -123,7 +123,11 @@ class Notifier:
     def mark(self, agent: str) -> Mark:
         """Where the wake-ups for ``agent`` stand, taken before a claim looks at the store."""
         with self._lock:
-            return (self._wakes_for_anyone, self._wakes_for.get(agent, 0))
+            return self._mark_held(agent)
+
+    def _mark_held(self, agent: str) -> Mark:
+        # The caller holds ``_lock``.
+        return (self._wakes_for_anyone, self._wakes_for.get(agent, 0))
 
     def found_nothing(self, agent: str, mark: Mark) -> None:
         """A look at the store that began at ``mark`` found nothing for ``agent``."""
@@ -140,8 +144,7 @@ class Notifier:
             if last is None:
                 return False
             mark, at = last
-            now_mark = (self._wakes_for_anyone, self._wakes_for.get(agent, 0))
-            return mark == now_mark and time.monotonic() - at < self._recheck_seconds
+            return mark == self._mark_held(agent) and time.monotonic() - at < self._recheck_seconds
 
     @contextmanager
     def listen(self, agent: str, slots: int = 0, lead: float = 0.0) -> Iterator[Waiter]:
