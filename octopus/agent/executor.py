@@ -9,7 +9,8 @@ import itertools
 import logging
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections import deque
+from collections.abc import Callable, Coroutine, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -59,11 +60,31 @@ class ExecutionOutcome:
     worker_pid: int | None = None
 
 
+@dataclass(slots=True, eq=False)
+class _Job:
+    """One execution in the executor: waiting for a worker, then running on one."""
+
+    request: ExecutionRequest
+    outcome: asyncio.Future[ExecutionOutcome]
+    worker: WorkerProcess | None = None
+    log_path: Path | None = None
+    started_at: datetime | None = None
+    stopping: ExecutionStatus | None = None
+    """Why its worker is being killed: cancelled or timed out."""
+    broken: ExecutionError | None = None
+    """What the worker sent that broke the protocol, if it did."""
+    timer: asyncio.TimerHandle | None = None
+
+
 class Executor:
     """Runs executions in ``size`` warm worker processes, one execution per worker at a time.
 
     Workers start once (``start``) and are reused; a worker killed for a timeout or a cancel,
     or one that died, is replaced in the background. Use as ``async with Executor(...)``.
+
+    Everything between a request and its outcome happens in callbacks on the event loop (a
+    reply hands the worker its next execution at once), with one future per execution: a
+    task and a wait per execution cost more than a no-op action takes.
     """
 
     def __init__(
@@ -97,15 +118,20 @@ class Executor:
         )
         self._python = python
         self._start_timeout_seconds = start_timeout_seconds
-        self._idle: asyncio.Queue[WorkerProcess | None] = asyncio.Queue()
+        self._jobs: dict[int, _Job] = {}
+        self._waiting: deque[_Job] = deque()
+        self._idle: list[WorkerProcess] = []
+        self._running: dict[WorkerProcess, _Job] = {}
+        self._empty_slots = 0
+        """Slots whose worker died and could not be replaced yet: the next execution retries."""
         self._workers: set[WorkerProcess] = set()
-        self._stops: dict[int, asyncio.Event] = {}
         self._background: set[asyncio.Task[None]] = set()
         self._numbers = itertools.count(1)
         self._on_output = on_output
         self._output_interval_seconds = output_interval_seconds
         self._following: dict[int, OutputFollower] = {}
         self._follower: asyncio.Task[None] | None = None
+        self._closing = False
 
     async def start(self) -> None:
         """Start every worker and wait until all are ready.
@@ -118,9 +144,7 @@ class Executor:
             *(self._spawn() for _ in range(self.size)), return_exceptions=True
         )
         failures = [result for result in results if isinstance(result, BaseException)]
-        for result in results:
-            if isinstance(result, WorkerProcess):
-                self._idle.put_nowait(result)
+        self._idle += [result for result in results if isinstance(result, WorkerProcess)]
         if failures:
             await self.close()
             raise WorkerError(f"cannot start workers: {failures[0]}")
@@ -138,8 +162,8 @@ class Executor:
 
     @property
     def running(self) -> tuple[int, ...]:
-        """Ids of the executions started and not finished."""
-        return tuple(self._stops)
+        """Ids of the executions started and not finished (running or waiting for a worker)."""
+        return tuple(self._jobs)
 
     @property
     def worker_pids(self) -> tuple[int, ...]:
@@ -152,10 +176,10 @@ class Executor:
         Returns:
             True if the execution was running here.
         """
-        stop = self._stops.get(execution_id)
-        if stop is not None:
-            stop.set()
-        return stop is not None
+        job = self._jobs.get(execution_id)
+        if job is not None:
+            self._stop(job, ExecutionStatus.CANCELLED)
+        return job is not None
 
     async def run(self, request: ExecutionRequest) -> ExecutionOutcome:
         """Run one execution in a free worker and return how it ended (never raises for it).
@@ -165,124 +189,198 @@ class Executor:
         outcome is then ``timed_out`` or ``cancelled``. Its ``started_at`` is when a worker
         took it (or when it ended, if none did).
         """
-        if request.id in self._stops:
+        if request.id in self._jobs:
             raise ValueError(f"execution {request.id} is already running")
-        stop = self._stops[request.id] = asyncio.Event()
+        job = _Job(request, asyncio.get_running_loop().create_future())
+        self._jobs[request.id] = job
+        self._waiting.append(job)
+        self._dispatch()
         try:
-            try:
-                worker = await self._acquire(stop)
-            except WorkerError as exc:
-                return _outcome(request, ExecutionStatus.FAILED, error=_error(exc))
-            if worker is None:
-                return _outcome(request, ExecutionStatus.CANCELLED)
-            try:
-                return await self._drive(worker, request, stop)
-            finally:
-                self._release(worker)
-        finally:
-            del self._stops[request.id]
+            return await job.outcome
+        except asyncio.CancelledError:
+            self._abandon(job)
+            raise
 
     async def close(self) -> None:
-        """Stop all workers: close their input, wait briefly, then kill what is left."""
+        """Stop all workers: close their input, wait briefly, then kill what is left; an
+        execution still here ends ``cancelled``."""
+        self._closing = True
         tasks = [*self._background, *([self._follower] if self._follower else [])]
         self._follower = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for job in list(self._jobs.values()):
+            job.stopping = job.stopping or ExecutionStatus.CANCELLED
+        while self._waiting:
+            self._finish(self._waiting.popleft(), ExecutionStatus.CANCELLED)
         await asyncio.gather(*(worker.close() for worker in self._workers))
         self._workers.clear()
 
+    # The worker's side, called from the event loop by WorkerProcess.
+
+    def on_message(self, worker: WorkerProcess, message: Message) -> None:
+        """A reply: finish the worker's execution and hand it the next one."""
+        job = self._running.get(worker)
+        if job is None:
+            self.on_broken(worker, f"worker {worker.pid} answered when asked nothing")
+            return
+        if job.stopping is not None:
+            return  # being killed: the kill decides how it ended
+        if message.get("id") != job.request.id:
+            answered = message.get("id")
+            self.on_broken(
+                worker, f"worker answered for execution {answered}, not {job.request.id}"
+            )
+            return
+        try:
+            status = ExecutionStatus.parse(str(message.get("status")))
+        except ValueError:
+            self.on_broken(worker, f"worker {worker.pid} sent an unknown status")
+            return
+        del self._running[worker]
+        self._finish(job, status, reply=message, worker=worker)
+        self._idle.append(worker)
+        self._dispatch()
+
+    def on_broken(self, worker: WorkerProcess, reason: str) -> None:
+        """The worker broke the protocol: kill it; its execution fails with ``reason``."""
+        job = self._running.get(worker)
+        if job is not None and job.stopping is None:
+            job.broken = ExecutionError(type=WorkerError.__name__, message=reason)
+            job.stopping = ExecutionStatus.FAILED
+        self._in_background(worker.kill_tree())
+
+    def on_gone(self, worker: WorkerProcess) -> None:
+        """The worker exited: end its execution by why it was killed (or as failed), and start
+        a replacement."""
+        self._workers.discard(worker)
+        if worker in self._idle:
+            self._idle.remove(worker)
+        job = self._running.pop(worker, None)
+        if job is not None:
+            status = job.stopping or ExecutionStatus.FAILED
+            if job.stopping is not None:
+                extra = {"execution": job.request.id, "task": job.request.task_id}
+                logger.info("Worker %s killed: execution %s", worker.pid, status.value, extra=extra)
+            self._finish(job, status, worker=worker, error=job.broken)
+        if not self._closing:
+            self._in_background(self._replace())
+
+    # Inside the pool.
+
+    def _dispatch(self) -> None:
+        """Give waiting executions to idle workers (and empty slots to fill), oldest first."""
+        while self._waiting and (self._idle or self._empty_slots):
+            job = self._waiting.popleft()
+            if self._idle:
+                self._start(self._idle.pop(), job)
+            else:
+                self._empty_slots -= 1
+                self._in_background(self._start_on_new_worker(job))
+
+    def _start(self, worker: WorkerProcess, job: _Job) -> None:
+        request = job.request
+        self._running[worker] = job
+        job.worker = worker
+        job.log_path = self._work_dir / f"execution-{request.id}-{next(self._numbers)}.log"
+        job.started_at = datetime.now(UTC)
+        if self._on_output is not None:
+            self._following[request.id] = OutputFollower(job.log_path)
+        if request.timeout_seconds is not None:
+            job.timer = asyncio.get_running_loop().call_later(
+                request.timeout_seconds, self._stop, job, ExecutionStatus.TIMED_OUT
+            )
+        worker.send(_request_message(request, job.log_path))
+
+    async def _start_on_new_worker(self, job: _Job) -> None:
+        """Fill an empty slot for ``job``; if no worker starts, the job fails with why."""
+        try:
+            worker = await self._spawn()
+        except WorkerError as exc:
+            self._empty_slots += 1
+            self._finish(job, ExecutionStatus.FAILED, error=_error(exc))
+            return
+        if job.outcome.done() or job.stopping is not None:
+            self._finish(job, ExecutionStatus.CANCELLED)
+            self._idle.append(worker)
+            self._dispatch()
+            return
+        self._start(worker, job)
+
+    def _stop(self, job: _Job, status: ExecutionStatus) -> None:
+        """End ``job`` as ``status``: at once if it waits, by killing its worker if it runs."""
+        if job.worker is None:
+            if job in self._waiting:
+                self._waiting.remove(job)
+                self._finish(job, ExecutionStatus.CANCELLED)
+            else:  # its worker is still starting
+                job.stopping = status
+            return
+        if job.stopping is None and self._running.get(job.worker) is job:
+            job.stopping = status
+            self._in_background(job.worker.kill_tree())
+
+    def _abandon(self, job: _Job) -> None:
+        """Whoever awaited ``job`` was cancelled: stop it without an outcome."""
+        if job.request.id in self._jobs:
+            self._stop(job, ExecutionStatus.CANCELLED)
+
+    def _finish(
+        self,
+        job: _Job,
+        status: ExecutionStatus,
+        *,
+        reply: Message | None = None,
+        worker: WorkerProcess | None = None,
+        error: ExecutionError | None = None,
+    ) -> None:
+        if job.timer is not None:
+            job.timer.cancel()
+        self._jobs.pop(job.request.id, None)
+        log, truncated = "", False
+        if job.log_path is not None:
+            self._following.pop(job.request.id, None)
+            if reply is None or reply.get("output_bytes") != 0:
+                log, truncated = read_bounded_log(job.log_path)
+            with contextlib.suppress(FileNotFoundError):
+                job.log_path.unlink()
+        if job.outcome.done():
+            return
+        job.outcome.set_result(
+            _outcome(
+                job.request,
+                status,
+                started_at=job.started_at,
+                reply=reply,
+                worker=worker,
+                error=error,
+                log=log,
+                log_truncated=truncated,
+            )
+        )
+
     async def _spawn(self) -> WorkerProcess:
         worker = await WorkerProcess.spawn(
-            env=self._env, python=self._python, timeout_seconds=self._start_timeout_seconds
+            self, env=self._env, python=self._python, timeout_seconds=self._start_timeout_seconds
         )
         self._workers.add(worker)
         return worker
 
-    async def _acquire(self, stop: asyncio.Event) -> WorkerProcess | None:
-        """A ready worker, or None if ``stop`` is set before one is free."""
-        try:
-            worker = self._idle.get_nowait()
-        except asyncio.QueueEmpty:
-            stopped, worker = await self._wait_idle(stop)
-            if stopped:
-                return None
-        if worker is not None and worker.alive:
-            return worker
-        try:
-            return await self._spawn()
-        except WorkerError:
-            self._idle.put_nowait(None)
-            raise
-
-    async def _wait_idle(self, stop: asyncio.Event) -> tuple[bool, WorkerProcess | None]:
-        """Whether ``stop`` came first, else the queue's next entry (a worker, or None)."""
-        getter = asyncio.ensure_future(self._idle.get())
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({getter, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not getter.done():
-                # Queue.get hands a worker it was woken for to the next getter when cancelled.
-                getter.cancel()
-        if not getter.done():
-            return True, None
-        worker = getter.result()
-        if stop.is_set():
-            self._idle.put_nowait(worker)
-            return True, None
-        return False, worker
-
-    def _release(self, worker: WorkerProcess) -> None:
-        if worker.alive:
-            self._idle.put_nowait(worker)
-            return
-        self._workers.discard(worker)
-        task = asyncio.create_task(self._replace())
-        self._background.add(task)
-        task.add_done_callback(self._background.discard)
-
     async def _replace(self) -> None:
-        replacement: WorkerProcess | None = None
         try:
-            replacement = await self._spawn()
+            worker = await self._spawn()
         except WorkerError:
             logger.exception("Cannot start a replacement worker; will retry on next execution")
-        finally:
-            self._idle.put_nowait(replacement)
+            self._empty_slots += 1
+        else:
+            self._idle.append(worker)
+        self._dispatch()
 
-    async def _drive(
-        self, worker: WorkerProcess, request: ExecutionRequest, stop: asyncio.Event
-    ) -> ExecutionOutcome:
-        log_path = self._work_dir / f"execution-{request.id}-{next(self._numbers)}.log"
-        started_at = datetime.now(UTC)
-        error: ExecutionError | None = None
-        if self._on_output is not None:
-            self._following[request.id] = OutputFollower(log_path)
-        try:
-            status, reply = await self._exchange(worker, request, log_path, stop)
-        except WorkerError as exc:
-            await worker.kill_tree()
-            status, reply, error = ExecutionStatus.FAILED, None, _error(exc)
-        except BaseException:
-            await worker.kill_tree()
-            raise
-        finally:
-            self._following.pop(request.id, None)
-            log, truncated = read_bounded_log(log_path)
-            with contextlib.suppress(FileNotFoundError):
-                log_path.unlink()
-        return _outcome(
-            request,
-            status,
-            started_at=started_at,
-            reply=reply,
-            worker=worker,
-            error=error,
-            log=log,
-            log_truncated=truncated,
-        )
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
 
     async def _follow_output(self, on_output: OutputCallback) -> None:
         """Pass new output of every running execution to ``on_output``, every interval.
@@ -304,31 +402,6 @@ class Executor:
                 if text:
                     on_output(execution_id, text)
 
-    async def _exchange(
-        self, worker: WorkerProcess, request: ExecutionRequest, log_path: Path, stop: asyncio.Event
-    ) -> tuple[ExecutionStatus, Message | None]:
-        if stop.is_set():
-            return ExecutionStatus.CANCELLED, None
-        await worker.send(_request_message(request, log_path))
-        reply_task = asyncio.ensure_future(worker.receive())
-        stop_task = asyncio.ensure_future(stop.wait())
-        try:
-            done, _ = await asyncio.wait(
-                {reply_task, stop_task},
-                timeout=request.timeout_seconds,
-                return_when=asyncio.FIRST_COMPLETED,
-            )
-        finally:
-            stop_task.cancel()
-        if reply_task in done:
-            return _reply_status(reply_task.result(), request.id), reply_task.result()
-        reply_task.cancel()
-        status = ExecutionStatus.CANCELLED if stop.is_set() else ExecutionStatus.TIMED_OUT
-        extra = {"execution": request.id, "task": request.task_id}
-        logger.info("Killing worker %s: execution %s", worker.pid, status.value, extra=extra)
-        await worker.kill_tree()
-        return status, None
-
 
 def _request_message(request: ExecutionRequest, log_path: Path) -> Message:
     return {
@@ -341,14 +414,6 @@ def _request_message(request: ExecutionRequest, log_path: Path) -> Message:
         "kwargs": request.kwargs,
         "log_path": str(log_path),
     }
-
-
-def _reply_status(reply: Message | None, execution_id: int) -> ExecutionStatus:
-    if reply is None:
-        return ExecutionStatus.FAILED
-    if reply.get("id") != execution_id:
-        raise WorkerError(f"worker answered for execution {reply.get('id')}, not {execution_id}")
-    return ExecutionStatus.parse(str(reply.get("status")))
 
 
 def _outcome(

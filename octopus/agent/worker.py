@@ -8,7 +8,8 @@ and 2 at that execution's capture file, so output of child processes is captured
 Protocol, one JSON object per line. The worker first sends ``{"event": "ready", "pid": N}``.
 Then for each request ``{"id", "plugin", "sha256", "path", "action", "args", "kwargs",
 "log_path"}`` it sends one reply ``{"id", "status": "succeeded"|"failed", "result",
-"error": {"type", "message", "traceback"}|null}``. End of input means the agent is gone or
+"error": {"type", "message", "traceback"}|null, "output_bytes"}`` (``output_bytes``: how much
+the capture file holds when the reply is sent). End of input means the agent is gone or
 done with this worker: the worker exits.
 """
 
@@ -97,9 +98,12 @@ def execute(request: Message, modules: dict[str, ModuleType]) -> Message:
     os.dup2(capture, 2)
     os.close(capture)
     try:
-        return {"id": request["id"], **_call(request, modules)}
-    finally:
+        reply = {"id": request["id"], **_call(request, modules)}
         _flush_quietly()
+        # Tells the agent whether there is anything to read: most actions print nothing.
+        reply["output_bytes"] = os.fstat(1).st_size
+        return reply
+    finally:
         os.dup2(saved, 1)
         os.dup2(saved, 2)
         os.close(saved)

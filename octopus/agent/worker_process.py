@@ -8,9 +8,10 @@ import json
 import logging
 import os
 import signal
+import subprocess
 import sys
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Protocol
 
 import psutil
 
@@ -50,95 +51,172 @@ def worker_environment(base: Mapping[str, str], *, allow_shell: bool) -> dict[st
     return env
 
 
+class WorkerListener(Protocol):
+    """What a worker tells its owner, each as it happens, from the event loop."""
+
+    def on_message(self, worker: WorkerProcess, message: Message) -> None:
+        """A message (a JSON object) arrived."""
+
+    def on_broken(self, worker: WorkerProcess, reason: str) -> None:
+        """The worker sent something that is not a protocol message; it should be killed."""
+
+    def on_gone(self, worker: WorkerProcess) -> None:
+        """The worker closed its end and exited (``returncode`` says how)."""
+
+
+class _Lines(asyncio.SubprocessProtocol):
+    """Splits the worker's output pipe into JSON messages as the bytes arrive.
+
+    Callbacks rather than a reading task: an execution costs one reply, and a task woken per
+    reply would cost the agent more than a no-op action takes.
+    """
+
+    def __init__(self) -> None:
+        loop = asyncio.get_running_loop()
+        self.hello: asyncio.Future[Message | None] = loop.create_future()
+        self.exited: asyncio.Future[None] = loop.create_future()
+        self.worker: WorkerProcess | None = None
+        self._buffer = bytearray()
+        self._eof = False
+        self._broken = False
+
+    def pipe_data_received(self, fd: int, data: bytes) -> None:
+        if self._broken:
+            return
+        self._buffer += data
+        while (end := self._buffer.find(b"\n")) >= 0:
+            line = bytes(self._buffer[:end])
+            del self._buffer[: end + 1]
+            self._line(line)
+            if self._broken:
+                return
+        if len(self._buffer) > _PIPE_LIMIT:
+            self._break("sent an overlong line")
+
+    def _line(self, line: bytes) -> None:
+        try:
+            message = json.loads(line)
+        except ValueError:
+            self._break("sent a line that is not JSON")
+            return
+        if not isinstance(message, dict):
+            self._break("sent a line that is not a JSON object")
+        elif not self.hello.done():
+            self.hello.set_result(message)
+        elif self.worker is not None:
+            self.worker.listener.on_message(self.worker, message)
+
+    def _break(self, what: str) -> None:
+        self._broken = True
+        self._buffer.clear()
+        if not self.hello.done():
+            self.hello.set_result(None)
+        elif self.worker is not None:
+            self.worker.listener.on_broken(self.worker, f"worker {self.worker.pid} {what}")
+
+    def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
+        if fd == 1:
+            self._eof = True
+            self._maybe_gone()
+
+    def process_exited(self) -> None:
+        if not self.exited.done():
+            self.exited.set_result(None)
+        self._maybe_gone()
+
+    def _maybe_gone(self) -> None:
+        # Both, so that every reply written before the exit has been delivered first.
+        if not (self._eof and self.exited.done()):
+            return
+        if not self.hello.done():
+            self.hello.set_result(None)
+        elif self.worker is not None:
+            worker, self.worker = self.worker, None
+            worker.ended()
+
+
 class WorkerProcess:
     """One worker process, in its own session so its whole process tree can be killed."""
 
-    def __init__(self, process: asyncio.subprocess.Process) -> None:
-        self._process = process
-        self.pid = process.pid
+    def __init__(
+        self,
+        transport: asyncio.SubprocessTransport,
+        lines: _Lines,
+        listener: WorkerListener,
+    ) -> None:
+        self._transport = transport
+        self._lines = lines
+        self.listener = listener
+        self.pid: int = transport.get_pid()
+        pipe = transport.get_pipe_transport(0)
+        assert isinstance(pipe, asyncio.WriteTransport)
+        self._input = pipe
 
     @classmethod
     async def spawn(
-        cls, *, env: Mapping[str, str], python: str = sys.executable, timeout_seconds: float = 30.0
+        cls,
+        listener: WorkerListener,
+        *,
+        env: Mapping[str, str],
+        python: str = sys.executable,
+        timeout_seconds: float = 30.0,
     ) -> WorkerProcess:
-        """Start a worker and wait until it says it is ready.
+        """Start a worker and wait until it says it is ready; from then on ``listener``
+        hears its messages and its end.
 
         Raises:
             WorkerError: The worker exited or did not answer within ``timeout_seconds``.
         """
+        loop = asyncio.get_running_loop()
         try:
-            process = await cls._start_process(env, python)
+            transport, lines = await loop.subprocess_exec(
+                _Lines,
+                python,
+                "-u",
+                "-m",
+                "octopus.agent.worker",
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=None,
+                env=dict(env),
+                start_new_session=True,
+            )
         except OSError as exc:
             raise WorkerError(f"cannot start a worker with {python}: {exc}") from exc
-        worker = cls(process)
+        worker = cls(transport, lines, listener)
         try:
-            hello = await asyncio.wait_for(worker.receive(), timeout_seconds)
-        except (TimeoutError, WorkerError):
+            hello = await asyncio.wait_for(asyncio.shield(lines.hello), timeout_seconds)
+        except TimeoutError:
             hello = None
         except BaseException:  # cancelled while starting: leave no orphan behind
             await worker.kill_tree()
             raise
         if hello is None or hello.get("event") != "ready":
             await worker.kill_tree()
-            raise WorkerError(f"worker process exited with code {process.returncode} at start")
+            code = transport.get_returncode()
+            raise WorkerError(f"worker process exited with code {code} at start")
+        lines.worker = worker
         logger.debug("Worker %s is ready", worker.pid)
         return worker
-
-    @staticmethod
-    async def _start_process(env: Mapping[str, str], python: str) -> asyncio.subprocess.Process:
-        return await asyncio.create_subprocess_exec(
-            python,
-            "-u",
-            "-m",
-            "octopus.agent.worker",
-            stdin=asyncio.subprocess.PIPE,
-            stdout=asyncio.subprocess.PIPE,
-            env=dict(env),
-            start_new_session=True,
-            limit=_PIPE_LIMIT,
-        )
 
     @property
     def alive(self) -> bool:
         """True until the process has exited."""
-        return self._process.returncode is None
+        return self._transport.get_returncode() is None
 
     @property
     def returncode(self) -> int | None:
         """The exit code, negative for a signal, None while running."""
-        return self._process.returncode
+        return self._transport.get_returncode()
 
-    async def send(self, message: Message) -> None:
-        """Write one request line."""
-        assert self._process.stdin is not None
-        line = json.dumps(message, allow_nan=False).encode("ascii") + b"\n"
-        try:
-            self._process.stdin.write(line)
-            await self._process.stdin.drain()
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise WorkerError(f"worker {self.pid} is gone") from exc
+    def ended(self) -> None:
+        """Release the process's pipes and tell the listener it is gone."""
+        self._transport.close()
+        self.listener.on_gone(self)
 
-    async def receive(self) -> Message | None:
-        """Read one message; None when the worker has closed its end (it died).
-
-        Raises:
-            WorkerError: The line is not a JSON object.
-        """
-        assert self._process.stdout is not None
-        try:
-            line = await self._process.stdout.readline()
-        except (ValueError, asyncio.LimitOverrunError) as exc:
-            raise WorkerError(f"worker {self.pid} sent an overlong line") from exc
-        if not line:
-            await self._process.wait()
-            return None
-        try:
-            message = json.loads(line)
-        except ValueError as exc:
-            raise WorkerError(f"worker {self.pid} sent a line that is not JSON") from exc
-        if not isinstance(message, dict):
-            raise WorkerError(f"worker {self.pid} sent a line that is not a JSON object")
-        return message
+    def send(self, message: Message) -> None:
+        """Write one request line (a worker that is gone is heard of through ``on_gone``)."""
+        self._input.write(json.dumps(message, allow_nan=False).encode("ascii") + b"\n")
 
     async def kill_tree(self) -> None:
         """SIGKILL the worker's process group and every descendant, then reap the worker."""
@@ -154,13 +232,14 @@ class WorkerProcess:
         for child in descendants:  # children that left the group with setsid()
             with contextlib.suppress(psutil.Error):
                 child.kill()
-        await self._process.wait()
+        await asyncio.shield(self._lines.exited)
+        self._transport.close()
 
     async def close(self, grace_seconds: float = 2.0) -> None:
         """Ask the worker to exit by closing its stdin; kill its tree if it does not."""
-        if self._process.stdin is not None and not self._process.stdin.is_closing():
-            self._process.stdin.close()
+        self._input.close()
         try:
-            await asyncio.wait_for(self._process.wait(), grace_seconds)
+            await asyncio.wait_for(asyncio.shield(self._lines.exited), grace_seconds)
         except TimeoutError:
             await self.kill_tree()
+        self._transport.close()

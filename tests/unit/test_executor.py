@@ -294,6 +294,73 @@ def test_a_worker_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
     run_with_executor(tmp_path, scenario)
 
 
+def test_a_quiet_action_leaves_no_capture_file_behind(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        quiet, loud = await h.run("pid"), await h.run("talk")
+        assert (quiet.log, quiet.log_truncated) == ("", False)
+        assert "to stdout" in loud.log
+        assert list((tmp_path / "work").iterdir()) == []
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_an_abandoned_execution_kills_its_action_and_frees_the_worker(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    async def scenario(h: Harness) -> None:
+        running = asyncio.create_task(h.run("tree", str(marker)))
+        await async_wait_for(marker.exists, 10, "the action to start")
+        running.cancel()  # whoever awaited it is gone (the agent aborting)
+        with pytest.raises(asyncio.CancelledError):
+            await running
+        action = int(marker.read_text(encoding="utf-8"))
+        await async_wait_for(lambda: not _alive(action), 5, "the abandoned action to die")
+        assert h.executor.running == ()
+        assert (await h.run("echo", 1)).status is ExecutionStatus.SUCCEEDED
+
+    run_with_executor(tmp_path, scenario)
+
+
+FAKE_WORKER = """#!/bin/sh
+echo '{"event": "ready", "pid": 1}'
+read request
+echo '%s'
+sleep 30
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer", "expected"),
+    [
+        ("not json", "sent a line that is not JSON"),
+        ("[1, 2]", "sent a line that is not a JSON object"),
+        ('{"id": 999, "status": "succeeded"}', "answered for execution 999, not 1"),
+        ('{"id": 1, "status": "splendid"}', "sent an unknown status"),
+    ],
+)
+def test_a_worker_that_breaks_the_protocol_fails_its_execution(
+    tmp_path: Path, answer: str, expected: str
+) -> None:
+    python = tmp_path / "fake-python"
+    python.write_text(FAKE_WORKER % answer, encoding="utf-8")
+    python.chmod(0o755)
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+
+    async def main() -> None:
+        async with Executor(size=1, work_dir=tmp_path / "work", python=str(python)) as executor:
+            first = executor.worker_pids
+            outcome = await asyncio.wait_for(Harness(executor, plugin).run("pid"), 10)
+            assert outcome.status is ExecutionStatus.FAILED
+            assert outcome.error is not None and outcome.error.type == "WorkerError"
+            assert expected in outcome.error.message
+            await async_wait_for(
+                lambda: executor.worker_pids not in ((), first), 10, "a replacement worker"
+            )
+
+    asyncio.run(main())
+
+
 def test_async_action(tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         outcome = await h.run("later", {"ok": True})
