@@ -223,6 +223,6 @@ def finish_execution(
     [finished], wake = finish_executions(conn, agent, [(execution_id, outcome)], now=now)
     if finished.refusal == "not_found":
         raise NotFound("execution", execution_id)
-    if finished.execution is None:
+    if finished.status is None:
         raise Fenced(finished.reason or f"execution {execution_id} is not running on {agent}")
-    return finished.execution, wake
+    return get_execution(conn, execution_id), wake

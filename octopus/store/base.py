@@ -98,11 +98,11 @@ StoreListener = Callable[[Changes], None]
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Finished:
-    """One outcome of ``finish_executions``: the ended execution, or why it was refused
-    (``refusal`` is ``not_found`` or ``fenced``, ``reason`` says more)."""
+    """One outcome of ``finish_executions``: the status the execution ended in, or why it
+    was refused (``refusal`` is ``not_found`` or ``fenced``, ``reason`` says more)."""
 
     execution_id: int
-    execution: Execution | None = None
+    status: ExecutionStatus | None = None
     refusal: str | None = None
     reason: str | None = None
 

@@ -315,7 +315,7 @@ def test_an_abandoned_execution_kills_its_action_and_frees_the_worker(tmp_path: 
             await running
         action = int(marker.read_text(encoding="utf-8"))
         await async_wait_for(lambda: not _alive(action), 5, "the abandoned action to die")
-        assert h.executor.running == ()
+        await async_wait_for(lambda: h.executor.running == (), 5, "its worker to be gone")
         assert (await h.run("echo", 1)).status is ExecutionStatus.SUCCEEDED
 
     run_with_executor(tmp_path, scenario)

@@ -34,8 +34,8 @@ def outcome_of(report: ExecutionReport) -> Outcome:
 
 
 def _result(finished: Finished) -> ReportResult:
-    if finished.execution is not None:
-        return ReportResult(id=finished.execution_id, status=finished.execution.status)
+    if finished.status is not None:
+        return ReportResult(id=finished.execution_id, status=finished.status)
     logger.info(
         "Refused a batched report (%s)",
         finished.refusal,
