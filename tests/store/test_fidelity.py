@@ -109,3 +109,27 @@ def test_sqlite_keeps_times_as_sqlalchemys_own_datetime_text(value: datetime) ->
     naive_utc = value.astimezone(UTC).replace(tzinfo=None)
     assert raw == sqlite.DATETIME().bind_processor(engine.dialect)(naive_utc)
     assert back == value and back.tzinfo is UTC
+
+
+@pytest.mark.parametrize(
+    ("stored", "expected"),
+    [
+        ("2030-06-01 10:30:15.123456", datetime(2030, 6, 1, 10, 30, 15, 123456, tzinfo=UTC)),
+        ("2030-06-01 10:30:15", datetime(2030, 6, 1, 10, 30, 15, tzinfo=UTC)),
+        ("2030-06-01 12:30:15+02:00", datetime(2030, 6, 1, 10, 30, 15, tzinfo=UTC)),
+    ],
+)
+def test_sqlite_reads_time_text_written_by_others_as_utc(stored: str, expected: datetime) -> None:
+    engine = create_engine("sqlite://")
+    table = Table("t", MetaData(), Column("at", UTCDateTime))
+    table.create(engine)
+    with engine.begin() as conn:
+        conn.execute(text("INSERT INTO t (at) VALUES (:at)"), {"at": stored})
+        back = conn.execute(select(table.c.at)).scalar_one()
+    assert back == expected and back.tzinfo is UTC
+
+    with engine.begin() as conn:
+        conn.execute(text("DELETE FROM t"))
+        conn.execute(text("INSERT INTO t (at) VALUES ('not a time')"))
+        with pytest.raises(ValueError, match="Invalid isoformat"):
+            conn.execute(select(table.c.at)).scalar_one()
