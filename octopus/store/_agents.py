@@ -11,7 +11,7 @@ from sqlalchemy import Boolean, Connection, bindparam, case, select, update
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
 from octopus.core.models import Agent, AgentFacts, Execution, ExecutionError
 from octopus.errors import Conflict, NotFound
-from octopus.store._dialect import upsert
+from octopus.store._dialect import Unindexed, upsert
 from octopus.store._records import agent_from_row, error_to_json, execution_from_row, facts_values
 from octopus.store._settle import conclude
 from octopus.store.base import Beat, HeartbeatResult, Sweep, Wake
@@ -162,7 +162,8 @@ _CANCELS = (
     select(executions.c.agent, executions.c.id)
     .where(
         executions.c.agent.in_(bindparam("b_names", expanding=True)),
-        executions.c.status == ExecutionStatus.RUNNING.value,
+        # Through the partial index of marked executions, not the agent's running ones.
+        Unindexed(executions.c.status) == ExecutionStatus.RUNNING.value,
         executions.c.cancel_requested.is_(True),
     )
     .order_by(executions.c.id)

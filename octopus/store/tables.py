@@ -23,6 +23,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    text,
 )
 from sqlalchemy.types import DateTime, TypeDecorator, TypeEngine
 
@@ -289,6 +290,14 @@ executions = Table(
     Index(None, "status", "id"),
     Index(None, "agent", "task_id"),
     Index(None, "finished_at"),
+    # Only executions marked for stopping: a claim asks for its agent's on every call.
+    Index(
+        "ix_executions_cancel_requested",
+        "agent",
+        "id",
+        sqlite_where=text("cancel_requested IS 1"),
+        postgresql_where=text("cancel_requested IS true"),
+    ),
 )
 
 plugins = Table(

@@ -180,3 +180,19 @@ def test_cancelling_a_task_writes_its_own_executions_only(
     assert badly_planned_writes(plans) == []
     assert sqlite_store.get_task(task.id).status is TaskStatus.CANCELLED
     assert sqlite_store.status_counts().executions[ExecutionStatus.QUEUED] == BACKLOG
+
+
+def test_a_claim_finds_pending_cancels_among_marked_executions_only(
+    sqlite_store: SqlStore, clock: FixedClock
+) -> None:
+    sqlite_store.claim("a1", slots=50, now=clock.now, lease_seconds=LEASE_SECONDS)  # 50 running
+
+    def claim() -> None:
+        sqlite_store.claim("a1", slots=1, now=clock.now, lease_seconds=LEASE_SECONDS)
+
+    cancels = [
+        plan
+        for statement, plan in plans_of(sqlite_store, claim)
+        if "cancel_requested IS" in statement
+    ]
+    assert cancels == [["SEARCH executions USING INDEX ix_executions_cancel_requested (agent=?)"]]
