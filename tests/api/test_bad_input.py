@@ -106,6 +106,20 @@ RAW_CASES: list[tuple[str, bytes, str, int, str]] = [
         "64-bit",
     ),
     (
+        "integer just past 64 bits",
+        b'{"plugin":"example","action":"hello","args":[9223372036854775808]}',
+        "application/json",
+        400,
+        "64-bit",
+    ),
+    (
+        "negative integer past 64 bits",
+        b'{"plugin":"example","action":"hello","args":[-9223372036854775809]}',
+        "application/json",
+        400,
+        "64-bit",
+    ),
+    (
         "float overflow",
         b'{"plugin":"example","action":"hello","args":[1e400]}',
         "application/json",
@@ -118,6 +132,13 @@ RAW_CASES: list[tuple[str, bytes, str, int, str]] = [
         "application/json",
         400,
         "nested deeper",
+    ),
+    (
+        "nesting past the limit, well within the parser's",
+        b'{"plugin":"example","action":"echo","args":' + b"[" * 100 + b"]" * 100 + b"}",
+        "application/json",
+        400,
+        "nested deeper than 64",
     ),
     ("wrong content type", json.dumps(GOOD).encode(), "text/plain", 415, "application/json"),
     (
@@ -149,6 +170,28 @@ def test_oversized_body_is_413(client: TestClient) -> None:
     response = client.post("/api/v1/tasks", json=body)
     assert response.status_code == 413 and response.json()["error"] == "too_large"
     assert client.get("/api/v1/tasks").json()["total"] == 0
+
+
+def test_the_64_bit_edges_and_long_digit_strings_are_accepted(client: TestClient) -> None:
+    # The twin of the refusals above: a run of digits alone is not a reason to refuse.
+    raw = (
+        b'{"plugin":"example","action":"echo","args":[9223372036854775807,'
+        b'-9223372036854775808,"12345678901234567890123"]}'
+    )
+    response = client.post(
+        "/api/v1/tasks", content=raw, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 201, response.text
+    assert response.json()["args"] == [2**63 - 1, -(2**63), "12345678901234567890123"]
+
+
+def test_nesting_up_to_the_limit_is_accepted(client: TestClient) -> None:
+    nested: list[Any] = []
+    for _ in range(62):  # with the body and its args list: 64 levels
+        nested = [nested]
+    response = client.post("/api/v1/tasks", json={**GOOD, "action": "echo", "args": nested})
+    assert response.status_code == 201, response.text
+    assert response.json()["args"] == nested
 
 
 @pytest.mark.parametrize(
