@@ -13,7 +13,7 @@ from octopus.core.models import Agent, AgentFacts, Execution, ExecutionError
 from octopus.errors import Conflict, NotFound
 from octopus.store._dialect import Unindexed, upsert
 from octopus.store._records import agent_from_row, error_to_json, execution_from_row, facts_values
-from octopus.store._settle import conclude
+from octopus.store._settle import Ended, conclude
 from octopus.store.base import Beat, HeartbeatResult, Sweep, Wake
 from octopus.store.tables import agents, executions
 
@@ -260,7 +260,7 @@ def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
         .returning(executions.c.id)
     ).all()
     ended = sorted(expired + stranded, key=lambda e: e.id)
-    wake = conclude(conn, ended, now=now) | Wake(anyone=bool(freed))
+    wake = conclude(conn, [Ended.of(e) for e in ended], now=now) | Wake(anyone=bool(freed))
     return Sweep(lost=[e.id for e in ended], offline=offline_names, wake=wake)
 
 

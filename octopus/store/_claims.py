@@ -14,6 +14,7 @@ from octopus.errors import Fenced, NotFound
 from octopus.store._dialect import lock_for_claim
 from octopus.store._records import EXECUTION_COLUMNS, execution_from_row
 from octopus.store._settle import (
+    Ended,
     clean_log,
     conclude,
     end_execution,
@@ -137,7 +138,7 @@ def claim_executions(
         if execution.plugin_sha256 is None
         for ended in _fail_missing_plugin(conn, execution, agent=agent, now=now)
     ]
-    conclude(conn, failed, now=now)
+    conclude(conn, [Ended.of(e) for e in failed], now=now)
     start_runs(conn, (c.execution.run_id for c in claimed), now=now)
     return claimed
 

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, fields, replace
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import Connection, bindparam, case, false, insert, or_, select, update
 
@@ -107,35 +107,10 @@ def end_execution(
     return execution_from_row(row) if row is not None else None
 
 
-class Ended(Protocol):
-    """What settling needs of an execution that has just ended (an ``Execution`` has it)."""
-
-    @property
-    def id(self) -> int: ...
-    @property
-    def run_id(self) -> int: ...
-    @property
-    def task_id(self) -> int: ...
-    @property
-    def ownership(self) -> Ownership: ...
-    @property
-    def agent(self) -> str | None: ...
-    @property
-    def attempt(self) -> int: ...
-    @property
-    def retry_of(self) -> int | None: ...
-    @property
-    def status(self) -> ExecutionStatus: ...
-    @property
-    def queued_at(self) -> datetime: ...
-    @property
-    def started_at(self) -> datetime | None: ...
-
-
 @dataclass(frozen=True, slots=True)
-class _Reported:
-    """A reported execution as far as judging and settling it goes (whole rows, with their
-    results and times, cost a report batch a sixth of its time to read and rebuild)."""
+class Ended:
+    """An execution as far as judging and settling it goes (whole rows, with their results
+    and times, cost a report batch a sixth of its time to read and rebuild)."""
 
     id: int
     run_id: int
@@ -148,9 +123,14 @@ class _Reported:
     queued_at: datetime
     started_at: datetime | None
 
+    @classmethod
+    def of(cls, execution: Execution) -> Ended:
+        """The part of a whole ``Execution`` that settling reads."""
+        return cls(*(getattr(execution, field.name) for field in fields(cls)))
+
 
 _HELD = lock_row(
-    select(*(executions.c[field.name] for field in fields(_Reported)))
+    select(*(executions.c[field.name] for field in fields(Ended)))
     .where(executions.c.id.in_(bindparam("p_ids", expanding=True)))
     .order_by(executions.c.id)
 )
@@ -173,7 +153,7 @@ def finish_executions(
         )
     ids = sorted({execution_id for execution_id, _ in reports})
     held = {
-        row.id: _Reported(
+        row.id: Ended(
             row.id,
             row.run_id,
             row.task_id,
@@ -215,7 +195,7 @@ def finish_executions(
     return finished, conclude(conn, ended, now=now)
 
 
-def _fenced(current: _Reported, agent: str) -> Finished:
+def _fenced(current: Ended, agent: str) -> Finished:
     reason = f"execution {current.id} is {current.status.value} on {current.agent or 'no agent'}, "
     return Finished(
         execution_id=current.id, refusal="fenced", reason=reason + f"not running on {agent}"
