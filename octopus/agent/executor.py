@@ -300,6 +300,7 @@ class Executor:
         except WorkerError as exc:
             self._empty_slots += 1
             self._finish(job, ExecutionStatus.FAILED, error=_error(exc))
+            self._dispatch()  # the next waiting execution tries the slot again
             return
         if job.outcome.done() or job.stopping is not None:
             self._finish(job, ExecutionStatus.CANCELLED)

@@ -361,6 +361,33 @@ def test_a_worker_that_breaks_the_protocol_fails_its_execution(
     asyncio.run(main())
 
 
+def test_executions_waiting_for_a_worker_that_cannot_start_fail_rather_than_wait(
+    tmp_path: Path,
+) -> None:
+    python = tmp_path / "python-once"  # starts one worker, then refuses to start any more
+    python.write_text(
+        f'#!/bin/sh\n[ -e "{tmp_path}/started" ] && exit 1\n'
+        f'touch "{tmp_path}/started"\nexec "{sys.executable}" "$@"\n',
+        encoding="utf-8",
+    )
+    python.chmod(0o755)
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+
+    async def main() -> None:
+        async with Executor(size=1, work_dir=tmp_path / "work", python=str(python)) as executor:
+            h = Harness(executor, plugin)
+            died = await h.run("die")
+            assert died.error is not None and died.error.type == "WorkerDied"
+            outcomes = await asyncio.wait_for(asyncio.gather(h.run("pid"), h.run("pid")), 10)
+            for outcome in outcomes:
+                assert outcome.status is ExecutionStatus.FAILED
+                assert outcome.error is not None and outcome.error.type == "WorkerError"
+            assert executor.running == ()
+
+    asyncio.run(main())
+
+
 def test_async_action(tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         outcome = await h.run("later", {"ok": True})
