@@ -114,6 +114,11 @@ class _Lines(asyncio.SubprocessProtocol):
         elif self.worker is not None:
             self.worker.listener.on_broken(self.worker, f"worker {self.worker.pid} {what}")
 
+    @property
+    def closed(self) -> bool:
+        """Whether the worker has closed its output (it is gone or going)."""
+        return self._eof
+
     def pipe_connection_lost(self, fd: int, exc: Exception | None) -> None:
         if fd == 1:
             self._eof = True
@@ -191,11 +196,12 @@ class WorkerProcess:
         except BaseException:  # cancelled while starting: leave no orphan behind
             await worker.kill_tree()
             raise
-        if hello is None or hello.get("event") != "ready":
+        # A worker that ended between its hello and now would never be heard of again.
+        if hello is None or hello.get("event") != "ready" or lines.closed or not worker.alive:
             await worker.kill_tree()
             code = transport.get_returncode()
             raise WorkerError(f"worker process exited with code {code} at start")
-        lines.worker = worker
+        lines.worker = worker  # no await since the look above: it cannot end unheard
         logger.debug("Worker %s is ready", worker.pid)
         return worker
 

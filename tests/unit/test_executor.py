@@ -388,6 +388,27 @@ def test_executions_waiting_for_a_worker_that_cannot_start_fail_rather_than_wait
     asyncio.run(main())
 
 
+def test_a_worker_that_ends_right_after_its_hello_never_leaves_an_execution_waiting(
+    tmp_path: Path,
+) -> None:
+    python = tmp_path / "python-gone"
+    python.write_text('#!/bin/sh\necho \'{"event": "ready", "pid": 1}\'\nexit 5\n')
+    python.chmod(0o755)
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+
+    async def main() -> None:
+        for _ in range(5):  # the end may land before or after the executor takes the worker
+            try:
+                async with Executor(size=1, work_dir=tmp_path / "work", python=str(python)) as ex:
+                    outcome = await asyncio.wait_for(Harness(ex, plugin).run("pid"), 10)
+                    assert outcome.status is ExecutionStatus.FAILED
+            except WorkerError as exc:  # seen to end while starting
+                assert "exited with code 5 at start" in str(exc)
+
+    asyncio.run(main())
+
+
 def test_async_action(tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         outcome = await h.run("later", {"ok": True})
