@@ -15,6 +15,7 @@ done with this worker: the worker exits.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import inspect
 import json
@@ -100,8 +101,10 @@ def execute(request: Message, modules: dict[str, ModuleType]) -> Message:
     try:
         reply = {"id": request["id"], **_call(request, modules)}
         _flush_quietly()
-        # Tells the agent whether there is anything to read: most actions print nothing.
-        reply["output_bytes"] = os.fstat(1).st_size
+        # Tells the agent whether there is anything to read: most actions print nothing. By
+        # path, since the action may have closed or moved fds 1 and 2.
+        with contextlib.suppress(OSError):  # gone: the agent finds out itself
+            reply["output_bytes"] = os.stat(request["log_path"]).st_size
         return reply
     finally:
         os.dup2(saved, 1)

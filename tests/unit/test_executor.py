@@ -65,6 +65,12 @@ async def later(value):
     await asyncio.sleep(0.01)
     return value
 
+def close_stdout():
+    print("before the close", flush=True)
+    os.close(1)
+    print("to stderr after", file=sys.stderr, flush=True)
+    return "closed"
+
 def counter():
     global COUNT
     COUNT = globals().get("COUNT", 0) + 1
@@ -407,6 +413,17 @@ def test_a_worker_that_ends_right_after_its_hello_never_leaves_an_execution_wait
                 assert "exited with code 5 at start" in str(exc)
 
     asyncio.run(main())
+
+
+def test_an_action_that_closes_its_stdout_keeps_its_worker_and_output(tmp_path: Path) -> None:
+    async def scenario(h: Harness) -> None:
+        outcome = await h.run("close_stdout")
+        assert (outcome.status, outcome.result) == (ExecutionStatus.SUCCEEDED, "closed")
+        assert "before the close" in outcome.log and "to stderr after" in outcome.log
+        after = await h.run("pid")
+        assert after.status is ExecutionStatus.SUCCEEDED and after.worker_pid == outcome.worker_pid
+
+    run_with_executor(tmp_path, scenario)
 
 
 def test_async_action(tmp_path: Path) -> None:
