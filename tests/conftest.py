@@ -110,6 +110,17 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
 
 
 @pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated, empty store on a SQLite file only (for what only a single writer does)."""
+    opened = open_store(f"sqlite:///{tmp_path / 'octopus.db'}")
+    opened.migrate()
+    try:
+        yield opened
+    finally:
+        opened.close()
+
+
+@pytest.fixture
 def store(database_url: str) -> Iterator[SqlStore]:
     """A migrated, empty store on each backend, closed after the test."""
     opened = open_store(database_url)

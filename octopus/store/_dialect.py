@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from functools import cache
 from typing import Any
 
@@ -87,11 +87,40 @@ def _configure_sqlite(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if writes else "BEGIN")
 
 
-def writer_lock(engine: Engine) -> AbstractContextManager[Any]:
-    """The in-process guard around write transactions: SQLite has a single writer."""
-    if engine.dialect.name == "sqlite":
-        return threading.Lock()
-    return nullcontext()
+class WriterLock:
+    """The in-process guard around write transactions. A SQLite database has a single writer,
+    so its writes take turns here; PostgreSQL takes concurrent writers, so there this guards
+    nothing and is never free to hold ahead (its writes wait on the network and on row locks,
+    which must not happen on the event loop)."""
+
+    def __init__(self, single_writer: bool) -> None:
+        # Reentrant, so a caller holding it across a whole store call (``hold_if_free``) lets
+        # that call's own transaction in.
+        self._lock = threading.RLock() if single_writer else None
+
+    def __enter__(self) -> None:
+        if self._lock is not None:
+            self._lock.acquire()
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._lock is not None:
+            self._lock.release()
+
+    @contextmanager
+    def hold_if_free(self) -> Iterator[bool]:
+        """Hold the single writer for this thread if no one holds it now (True), or hold
+        nothing (False): the writer is busy, or the database has no single writer."""
+        held = self._lock is not None and self._lock.acquire(blocking=False)
+        try:
+            yield held
+        finally:
+            if held and self._lock is not None:
+                self._lock.release()
+
+
+def writer_lock(engine: Engine) -> WriterLock:
+    """The writer guard for ``engine``'s database."""
+    return WriterLock(single_writer=engine.dialect.name == "sqlite")
 
 
 def lock_for_claim(stmt: Select[Any], of: Table) -> Select[Any]:

@@ -9,6 +9,7 @@ never reads the clock itself.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Protocol
@@ -291,6 +292,14 @@ class Store(Protocol):
 
     def close(self) -> None:
         """Release every connection."""
+
+    def writer_if_free(self) -> AbstractContextManager[bool]:
+        """Hold the database's single writer for this thread while no one else holds it: the
+        block gets True, and this thread's writes inside it go straight in. False, holding
+        nothing, when another thread holds the writer or the database takes concurrent
+        writers (PostgreSQL, whose writes wait on the network and on row locks). The server
+        runs short writes on its event loop this way: two thread hops fewer, and no
+        transaction holds the writer while its thread waits for the GIL."""
 
     # Tasks --------------------------------------------------------------------------------
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
@@ -150,6 +150,10 @@ class SqlStore:
                     raise
                 logger.info("Retrying a write transaction after %s", type(error.orig).__name__)
         raise AssertionError("unreachable")
+
+    def writer_if_free(self) -> AbstractContextManager[bool]:
+        """See ``Store.writer_if_free``."""
+        return self._writer.hold_if_free()
 
     def migrate(self) -> None:
         """Bring the schema to the newest Alembic revision; safe to call on every start."""

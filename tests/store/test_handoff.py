@@ -17,6 +17,7 @@ from octopus.core.timing import jitter_seconds_for
 from octopus.errors import Conflict
 from octopus.server.notifier import Notifier, Waiter
 from octopus.server.scheduler import Scheduler
+from octopus.server.short_writes import SHORT_WRITE_ROWS, store_write
 from octopus.store import SqlStore
 from octopus.store.base import Claimed, Created, PluginVersion
 from tests.conftest import FixedClock
@@ -42,8 +43,10 @@ def create_while_waiting(
     slots: int = 2,
     key: str | None = None,
     request_hash: str | None = None,
+    on_loop: bool = False,
 ) -> Outcome:
-    """Create ``spec`` (in a worker thread, as the route does) while ``agent``'s claim waits."""
+    """Create ``spec`` while ``agent``'s claim waits: in a worker thread, or ``on_loop`` as
+    the route does while the writer is free (``store_write``)."""
 
     async def scenario() -> Outcome:
         notifier = Notifier()
@@ -53,7 +56,10 @@ def create_while_waiting(
             error: Exception | None = None
             try:
                 with notifier.handing(LEASE_SECONDS) as handoff:
-                    created = await asyncio.to_thread(
+                    rows = 1 if on_loop else SHORT_WRITE_ROWS + 1
+                    created = await store_write(
+                        store,
+                        rows,
                         store.create_task,
                         spec,
                         now=now,  # type: ignore[arg-type]
@@ -100,6 +106,22 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     assert outcome.free == 1
     # Nothing is left queued for the claim's own store pass.
     assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
+
+
+def test_a_create_on_the_event_loop_hands_over_the_same_way(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    add_agent("a1")
+    outcome = create_while_waiting(store, make_spec(), clock.now, on_loop=True)
+    assert outcome.created is not None
+    [claimed] = outcome.handed
+    assert claimed == outcome.created.handed[0]
+    assert store.get_execution(claimed.execution.id).status is ExecutionStatus.RUNNING
+    assert outcome.free == 1
 
 
 def test_all_hands_one_execution_to_each_waiting_agent_and_queues_the_rest(

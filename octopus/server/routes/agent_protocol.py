@@ -35,6 +35,7 @@ from octopus.server.heartbeats import HeartbeatBatcher
 from octopus.server.notifier import RECHECK_SECONDS
 from octopus.server.routes.agent_reports import outcome_of
 from octopus.server.secrets import hash_token, new_token
+from octopus.server.short_writes import store_write
 from octopus.server.state import ServerState
 from octopus.store.base import Beat, Claimed
 
@@ -162,7 +163,9 @@ async def claim(
                 # created next is handed to it rather than queued for a look of its own.
                 if not notifier.nothing_new(agent.name):
                     mark = notifier.mark(agent.name)
-                    found = await run_in_threadpool(
+                    found = await store_write(
+                        state.store,
+                        body.slots,
                         state.store.claim,
                         agent.name,
                         slots=body.slots,
@@ -197,7 +200,9 @@ async def report(
 ) -> ReportAck:
     """Record an execution's outcome. 409 if this agent no longer holds its lease (fenced)."""
     try:
-        execution, wake = await run_in_threadpool(
+        execution, wake = await store_write(
+            state.store,
+            1,
             state.store.finish_execution,
             execution_id,
             agent=agent.name,

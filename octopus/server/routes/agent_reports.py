@@ -5,7 +5,6 @@ from __future__ import annotations
 import logging
 
 from fastapi import APIRouter
-from starlette.concurrency import run_in_threadpool
 
 from octopus.core.enums import ExecutionStatus
 from octopus.core.models import ExecutionError
@@ -13,6 +12,7 @@ from octopus.schemas.agents import ExecutionReport
 from octopus.schemas.reports import ReportBatch, ReportBatchAck, ReportResult
 from octopus.server.auth import AgentIdentity, State
 from octopus.server.clock import utcnow
+from octopus.server.short_writes import store_write
 from octopus.store.base import Finished, Outcome
 
 logger = logging.getLogger(__name__)
@@ -55,8 +55,8 @@ async def report_many(body: ReportBatch, agent: AgentIdentity, state: State) -> 
     many outcomes.
     """
     reports = [(report.execution_id, outcome_of(report)) for report in body.reports]
-    finished, wake = await run_in_threadpool(
-        state.store.finish_executions, agent.name, reports, now=utcnow()
+    finished, wake = await store_write(
+        state.store, len(reports), state.store.finish_executions, agent.name, reports, now=utcnow()
     )
     state.notifier.wake(wake)
     return ReportBatchAck(results=[_result(item) for item in finished])

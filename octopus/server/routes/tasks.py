@@ -11,7 +11,7 @@ from fastapi import APIRouter, Header, Path, Query
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
-from octopus.core.enums import TaskType
+from octopus.core.enums import Ownership, TaskType
 from octopus.core.models import Task, TaskSpec
 from octopus.core.plan import first_fire_time, next_after
 from octopus.errors import Conflict, NotFound, ValidationFailed
@@ -33,6 +33,7 @@ from octopus.server.auth import Admin, AdminActor, State
 from octopus.server.clock import utcnow
 from octopus.server.errors import validation_details
 from octopus.server.present import execution_read, run_read, runs_read, task_detail, task_read
+from octopus.server.short_writes import SHORT_WRITE_ROWS, store_write
 from octopus.server.state import ServerState
 from octopus.store.base import Created
 
@@ -80,6 +81,14 @@ def _validate(body: TaskCreate, state: State, known_agents: set[str] | None = No
         known_agents.add(target)
 
 
+def _execution_rows(body: TaskCreate) -> int:
+    """How many executions creating ``body`` writes: one per agent for an adhoc ``all`` task
+    (counted as too many to write on the event loop), one for another adhoc task."""
+    if body.type is not TaskType.ADHOC:
+        return 0
+    return SHORT_WRITE_ROWS + 1 if body.ownership is Ownership.ALL else 1
+
+
 def _check_times(spec: TaskSpec, now: datetime) -> None:
     """Refuse a repeating schedule that would never fire."""
     if spec.end_at is not None and spec.end_at <= now:
@@ -122,7 +131,9 @@ async def create_task(
     same body again returns the task created the first time; another body with the same key
     is refused with 409.
     """
-    created = await run_in_threadpool(_create, body, state, idempotency_key, actor)
+    created = await store_write(
+        state.store, _execution_rows(body), _create, body, state, idempotency_key, actor
+    )
     state.notifier.wake(created.wake)
     if created.task.spec.type is not TaskType.ADHOC:  # an adhoc task fired already
         state.schedule_changed()
