@@ -19,10 +19,10 @@ from octopus.store._dialect import insert_returning_ids
 from octopus.store._records import execution_from_row
 from octopus.store._settle import (
     move_run,
+    one_of,
     settle_task,
     settle_tasks_alike,
     start_runs,
-    values,
     wake_for,
 )
 from octopus.store.base import Claimed, Direct, Wake
@@ -35,7 +35,7 @@ ACTIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
 
 _ASSIGNED = (
     select(executions.c.agent, func.count().label("n"))
-    .where(executions.c.status.in_(values(ACTIVE)), executions.c.agent.is_not(None))
+    .where(one_of(executions.c.status, ACTIVE), executions.c.agent.is_not(None))
     .group_by(executions.c.agent)
     .subquery()
 )

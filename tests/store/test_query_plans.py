@@ -196,3 +196,14 @@ def test_a_claim_finds_pending_cancels_among_marked_executions_only(
         if "cancel_requested IS" in statement
     ]
     assert cancels == [["SEARCH executions USING INDEX ix_executions_cancel_requested (agent=?)"]]
+
+
+def test_placing_new_work_counts_the_agents_load_through_the_status_index(
+    sqlite_store: SqlStore, clock: FixedClock
+) -> None:
+    spec = TaskSpec(name="t", plugin="demo", action="echo")
+    plans = plans_of(sqlite_store, lambda: sqlite_store.create_task(spec, now=clock.now))
+    [load] = [plan for statement, plan in plans if statement.startswith("SELECT agents.name")]
+    [counted] = [step for step in load if "executions" in step]
+    assert counted.startswith("SEARCH executions USING COVERING INDEX"), load
+    assert "(status=? AND agent>?)" in counted, load
