@@ -19,11 +19,11 @@ from octopus.config import ServerSettings
 from octopus.logs import setup_logging
 from octopus.plugins.loader import BUILTIN_DIR
 from octopus.plugins.signing import PluginSigner
+from octopus.server.agent_lane import AgentLane
 from octopus.server.body_guard import BodyGuard
 from octopus.server.clock import utcnow
 from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
-from octopus.server.heartbeat_lane import HeartbeatLane
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
 from octopus.server.metrics import Metrics, RequestTimer
@@ -120,11 +120,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class _App(FastAPI):
-    """FastAPI with the heartbeat lane in front of its whole middleware stack."""
+    """FastAPI with the agent lane in front of its whole middleware stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
         state: ServerState = self.state.octopus
-        return HeartbeatLane(
+        return AgentLane(
             super().build_middleware_stack(),
             state=state,
             metrics=self.state.metrics,

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated
 
@@ -50,6 +51,9 @@ ExecutionId = Annotated[int, Path(ge=1, le=MAX_ID)]
 HEARTBEAT_PATH = "/agents/{name}/heartbeat"
 HEARTBEAT_ROUTE = router.prefix + HEARTBEAT_PATH
 """The heartbeat route's template, the label of its request metrics."""
+CLAIM_PATH = "/agents/{name}/claim"
+CLAIM_ROUTE = router.prefix + CLAIM_PATH
+"""The claim route's template, the label of its request metrics."""
 
 
 @router.post("/agents/enroll", status_code=201, dependencies=[Depends(require_join_token)])
@@ -84,7 +88,7 @@ async def heartbeat(body: Heartbeat, agent: AgentIdentity, state: State) -> Hear
 
 
 async def answer_heartbeat(state: ServerState, name: str, body: Heartbeat) -> HeartbeatAck:
-    """Record agent ``name``'s heartbeat; also the whole work of ``server.heartbeat_lane``.
+    """Record agent ``name``'s heartbeat; also the whole work of ``server.agent_lane``.
 
     Raises:
         NotFound: The agent is unknown or revoked.
@@ -132,19 +136,27 @@ def _answer(claimed: list[Claimed], cancel: list[int]) -> ClaimResponse:
     return ClaimResponse(executions=[_claimed(c, now) for c in claimed], cancel=cancel)
 
 
-@router.post("/agents/{name}/claim")
+@router.post(CLAIM_PATH)
 async def claim(
     body: ClaimRequest, agent: AgentIdentity, state: State, request: Request
 ) -> ClaimResponse:
     """Long-poll for work: answers as soon as there are executions or cancellations for this
     agent, or after `wait_seconds` with nothing. Each returned execution is leased to it."""
+    return await answer_claim(state, agent.name, body, lambda: _hung_up(request))
+
+
+async def answer_claim(
+    state: ServerState, name: str, body: ClaimRequest, hung_up: Callable[[], Awaitable[None]]
+) -> ClaimResponse:
+    """Answer agent ``name``'s claim; also the whole work of ``server.agent_lane``. ``hung_up``
+    returns once the client has gone away (the request's body was read already)."""
     deadline = time.monotonic() + body.wait_seconds
     notifier = state.notifier
     handed: list[Claimed] = []
-    with notifier.listen(agent.name, body.slots, body.lead_seconds) as waiter:
+    with notifier.listen(name, body.slots, body.lead_seconds) as waiter:
         # An agent that stopped or lost its connection leaves its long-poll behind; without
         # this watch the claim would go on leasing work to a socket no one reads.
-        hangup = asyncio.ensure_future(_hung_up(request))
+        hangup = asyncio.ensure_future(hung_up())
         hangup.add_done_callback(lambda _: notifier.leave(waiter))
         try:
             while True:
@@ -161,13 +173,13 @@ async def claim(
                 # A busy agent claims again as soon as it is answered; when nothing woke it
                 # since its last empty look, its claim waits at once, so what is fired or
                 # created next is handed to it rather than queued for a look of its own.
-                if not notifier.nothing_new(agent.name):
-                    mark = notifier.mark(agent.name)
+                if not notifier.nothing_new(name):
+                    mark = notifier.mark(name)
                     found = await store_write(
                         state.store,
                         body.slots,
                         state.store.claim,
-                        agent.name,
+                        name,
                         slots=body.slots,
                         now=utcnow(),
                         lease_seconds=state.lease_seconds,
@@ -176,7 +188,7 @@ async def claim(
                     if found.claimed or found.cancel:
                         return _answer(found.claimed, found.cancel)
                     if body.slots:  # a look for no slot says nothing about queued work
-                        notifier.found_nothing(agent.name, mark)
+                        notifier.found_nothing(name, mark)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or notifier.closing:
                     return _answer([], [])

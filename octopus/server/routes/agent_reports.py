@@ -13,11 +13,16 @@ from octopus.schemas.reports import ReportBatch, ReportBatchAck, ReportResult
 from octopus.server.auth import AgentIdentity, State
 from octopus.server.clock import utcnow
 from octopus.server.short_writes import store_write
+from octopus.server.state import ServerState
 from octopus.store.base import Finished, Outcome
 
 logger = logging.getLogger(__name__)
 
 router = APIRouter(prefix="/api/v1", tags=["agent protocol"])
+
+REPORTS_PATH = "/agents/{name}/reports"
+REPORTS_ROUTE = router.prefix + REPORTS_PATH
+"""The batched reports route's template, the label of its request metrics."""
 
 
 def outcome_of(report: ExecutionReport) -> Outcome:
@@ -44,7 +49,7 @@ def _result(finished: Finished) -> ReportResult:
     return ReportResult(id=finished.execution_id, refused=finished.refusal, reason=finished.reason)
 
 
-@router.post("/agents/{name}/reports")
+@router.post(REPORTS_PATH)
 async def report_many(body: ReportBatch, agent: AgentIdentity, state: State) -> ReportBatchAck:
     """Record the outcomes of up to 1,000 executions this agent holds, in one transaction.
 
@@ -54,9 +59,14 @@ async def report_many(body: ReportBatch, agent: AgentIdentity, state: State) -> 
     should send what finished since their last report, so a busy agent pays one request for
     many outcomes.
     """
+    return await answer_reports(state, agent.name, body)
+
+
+async def answer_reports(state: ServerState, name: str, body: ReportBatch) -> ReportBatchAck:
+    """Record agent ``name``'s batch of reports; also the whole work of ``server.agent_lane``."""
     reports = [(report.execution_id, outcome_of(report)) for report in body.reports]
     finished, wake = await store_write(
-        state.store, len(reports), state.store.finish_executions, agent.name, reports, now=utcnow()
+        state.store, len(reports), state.store.finish_executions, name, reports, now=utcnow()
     )
     state.notifier.wake(wake)
     return ReportBatchAck(results=[_result(item) for item in finished])

@@ -1,5 +1,6 @@
-"""The heartbeat lane answers well-formed heartbeats of known agents itself, exactly as the route
-would, and passes everything else, body intact, to the app, whose route gives the refusals."""
+"""The agent lane answers well-formed heartbeats, claims and report batches of known agents
+itself, exactly as the routes would, and passes everything else, body intact, to the app, whose
+routes give the refusals."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from octopus.server.heartbeat_lane import HeartbeatLane
+from octopus.server.agent_lane import AgentLane
 from octopus.server.metrics import Metrics
 from octopus.server.state import ServerState
 from octopus.store import open_store
@@ -52,9 +53,13 @@ def downstream() -> Downstream:
 
 
 @pytest.fixture
-def lane(state: ServerState, downstream: Downstream) -> TestClient:
-    metrics = Metrics(state.store)
-    return TestClient(HeartbeatLane(downstream, state=state, metrics=metrics, max_body_bytes=4096))
+def metrics(state: ServerState) -> Metrics:
+    return Metrics(state.store)
+
+
+@pytest.fixture
+def lane(state: ServerState, downstream: Downstream, metrics: Metrics) -> TestClient:
+    return TestClient(AgentLane(downstream, state=state, metrics=metrics, max_body_bytes=4096))
 
 
 def _beat(client: TestClient, headers: dict[str, str], body: Any = BEAT, **kw: Any) -> Any:
@@ -165,3 +170,114 @@ def test_an_agent_revoked_by_another_replica_goes_to_the_route(
     assert _beat(lane, agent).status_code == 299
     refused = _beat(client, agent)
     assert refused.status_code == 404, refused.text
+
+
+# Claims and report batches ---------------------------------------------------------------
+
+HELLO = {"plugin": "example", "action": "hello"}
+CLAIM = {"slots": 1, "wait_seconds": 0}
+
+
+def _claim(client: TestClient, headers: dict[str, str], body: Any = CLAIM, **kw: Any) -> Any:
+    return client.post("/api/v1/agents/a1/claim", json=body, headers=headers, **kw)
+
+
+def _report(client: TestClient, headers: dict[str, str], body: Any, **kw: Any) -> Any:
+    return client.post("/api/v1/agents/a1/reports", json=body, headers=headers, **kw)
+
+
+def _succeeded(execution_id: int) -> dict[str, Any]:
+    return {"reports": [{"execution_id": execution_id, "status": "succeeded", "result": 7}]}
+
+
+def _observed(metrics: Metrics, route: str) -> float:
+    value = metrics.registry.get_sample_value(
+        "octopus_http_request_duration_seconds_count",
+        {"route": route, "method": "POST", "status": "200"},
+    )
+    return value or 0.0
+
+
+def test_the_lane_claims_and_records_reports_as_the_routes_do(
+    client: TestClient,
+    lane: TestClient,
+    agent: dict[str, str],
+    downstream: Downstream,
+    state: ServerState,
+    metrics: Metrics,
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    created = client.post("/api/v1/tasks/bulk", json={"tasks": [HELLO, HELLO]})
+    assert created.status_code == 201, created.text
+    by_route = _claim(client, agent)
+    by_lane = _claim(lane, agent)
+    assert (by_route.status_code, by_lane.status_code) == (200, 200)
+    assert downstream.bodies == []
+    [routed], [laned] = by_route.json()["executions"], by_lane.json()["executions"]
+    assert laned.keys() == routed.keys()
+    assert laned["id"] != routed["id"]
+    assert state.store.get_execution(laned["id"]).agent == "a1"
+
+    recorded = _report(lane, agent, _succeeded(laned["id"]))
+    assert recorded.status_code == 200
+    assert recorded.json() == {
+        "results": [{"id": laned["id"], "status": "succeeded", "refused": None, "reason": None}]
+    }
+    assert state.store.get_execution(laned["id"]).result == 7
+    again = _report(lane, agent, _succeeded(laned["id"]))  # answered by the lane, as fenced
+    assert again.json()["results"][0]["refused"] == "fenced"
+    assert downstream.bodies == []
+    assert _observed(metrics, "/api/v1/agents/{name}/claim") == 1
+    assert _observed(metrics, "/api/v1/agents/{name}/reports") == 2
+
+
+def test_a_claim_with_nothing_to_do_is_answered_empty_by_the_lane(
+    client: TestClient, lane: TestClient, agent: dict[str, str], downstream: Downstream
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    answer = _claim(lane, agent)
+    assert answer.status_code == 200
+    assert answer.json() == {"executions": [], "cancel": []}
+    assert downstream.bodies == []
+
+
+@pytest.mark.parametrize(
+    ("case", "send"),
+    [
+        ("claim: invalid body", lambda c, h: _claim(c, h, {"slots": -1})),
+        ("claim: unknown field", lambda c, h: _claim(c, h, {**CLAIM, "mood": "good"})),
+        (
+            "claim: another agent's path",
+            lambda c, h: c.post("/api/v1/agents/a2/claim", json=CLAIM, headers=h),
+        ),
+        ("claim: unknown token", lambda c, h: _claim(c, {"Authorization": "Bearer nope"})),
+        ("claim: a query string", lambda c, h: _claim(c, h, params={"x": "1"})),
+        ("reports: empty", lambda c, h: _report(c, h, {"reports": []})),
+        ("reports: invalid status", lambda c, h: _report(c, h, {"reports": [{"status": "ok"}]})),
+        ("reports: no token", lambda c, h: _report(c, {}, _succeeded(1))),
+    ],
+)
+def test_claims_and_reports_the_lane_cannot_answer_reach_the_app_with_their_body(
+    client: TestClient,
+    lane: TestClient,
+    agent: dict[str, str],
+    downstream: Downstream,
+    case: str,
+    send: Any,
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    answer = send(lane, agent)
+    assert answer.status_code == 299, case
+    assert len(downstream.bodies) == 1
+
+
+def test_the_routes_refuse_what_the_lane_passed_on(
+    client: TestClient, agent: dict[str, str]
+) -> None:
+    assert _beat(client, agent).status_code == 200
+    refused = _claim(client, agent, {"slots": -1})
+    assert refused.status_code == 422
+    assert "slots" in refused.text
+    empty = _report(client, agent, {"reports": []})
+    assert empty.status_code == 422
+    assert "reports" in empty.text
