@@ -133,7 +133,7 @@ class _App(FastAPI):
 
 
 def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
-    """The ASGI app: routes, error handlers, body guard, the heartbeat lane, and loops started
+    """The ASGI app: routes, error handlers, body guard, the agent lane, and loops started
     in the lifespan."""
     app = _App(
         title="Octopus",
