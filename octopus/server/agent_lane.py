@@ -6,13 +6,14 @@ These are the calls a server takes most often: heartbeats from every agent (50,0
 from every busy agent. FastAPI's per-request work (middleware layers, dependency solving,
 query and header parsing, response validation) cost more than recording a heartbeat, and a
 tenth of the server's CPU per execution under load. The lane answers such a call only when it
-can answer exactly as the route would: a JSON body within the size limit, the bearer token of
-an agent the store already remembers, that agent's name in the path, and a body the route's own
-model accepts; the answer comes from the same function the route calls. Anything else, and any
-failure while answering, goes on to the full app with the body replayed, so every refusal
-still comes from one place, the route. A call the lane began and the route then answers again
-changes nothing more: a heartbeat records the same facts; a report the lane recorded is
-answered as fenced; a claim's transaction that failed leased nothing.
+can answer exactly as the route would: a JSON body within the size limit that the body guard
+accepts, the bearer token of an agent the store already remembers, that agent's name in the
+path, and a body the route's own model accepts; the answer comes from the same function the
+route calls. Anything else, and any failure while answering, goes on to the full app with the
+body replayed, so every refusal still comes from one place, the app. A call the lane began and
+the route then answers again changes nothing more: a heartbeat records the same facts; a
+report the lane recorded is answered as fenced; a claim's transaction that failed leased
+nothing.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from octopus.schemas.agents import ClaimRequest, Heartbeat
 from octopus.schemas.reports import ReportBatch
-from octopus.server.body_guard import replay
+from octopus.server.body_guard import check_json, replay
 from octopus.server.metrics import Metrics
 from octopus.server.routes.agent_protocol import (
     CLAIM_ROUTE,
@@ -85,10 +86,11 @@ class AgentLane:
         began = time.perf_counter()
         body = await _read(receive)
         try:
+            check_json(body)  # the body guard's refusals (a report's result is any JSON)
             answer = await call.answer(
                 self._state, agent, call.model.model_validate_json(body), receive
             )
-        except Exception:  # an invalid body, a revoked agent, a store failure: the route's turn
+        except Exception:  # an unsafe or invalid body, a revoked agent, a store failure
             await self._app(scope, replay(body, receive), send)
             return
         await _answer(send, answer)
