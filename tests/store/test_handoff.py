@@ -83,15 +83,17 @@ async def _handed(notifier: Notifier, waiter: Waiter) -> list[Claimed]:
     return handed
 
 
+@pytest.mark.parametrize("on_loop", [False, True], ids=["in a thread", "on the event loop"])
 def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     store: SqlStore,
     clock: FixedClock,
     make_spec: MakeSpec,
     add_agent: AddAgent,
     demo_plugin: PluginVersion,
+    on_loop: bool,
 ) -> None:
     add_agent("a1")
-    outcome = create_while_waiting(store, make_spec(), clock.now)
+    outcome = create_while_waiting(store, make_spec(), clock.now, on_loop=on_loop)
     assert outcome.created is not None
     [claimed] = outcome.handed
     assert claimed == outcome.created.handed[0]
@@ -106,22 +108,6 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     assert outcome.free == 1
     # Nothing is left queued for the claim's own store pass.
     assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
-
-
-def test_a_create_on_the_event_loop_hands_over_the_same_way(
-    store: SqlStore,
-    clock: FixedClock,
-    make_spec: MakeSpec,
-    add_agent: AddAgent,
-    demo_plugin: PluginVersion,
-) -> None:
-    add_agent("a1")
-    outcome = create_while_waiting(store, make_spec(), clock.now, on_loop=True)
-    assert outcome.created is not None
-    [claimed] = outcome.handed
-    assert claimed == outcome.created.handed[0]
-    assert store.get_execution(claimed.execution.id).status is ExecutionStatus.RUNNING
-    assert outcome.free == 1
 
 
 def test_all_hands_one_execution_to_each_waiting_agent_and_queues_the_rest(
