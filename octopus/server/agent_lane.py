@@ -36,6 +36,7 @@ from octopus.server.routes.agent_protocol import (
     HEARTBEAT_ROUTE,
     answer_claim,
     answer_heartbeat,
+    disconnected,
 )
 from octopus.server.routes.agent_reports import REPORTS_ROUTE, answer_reports
 from octopus.server.secrets import hash_token
@@ -133,11 +134,7 @@ async def _heartbeat(state: ServerState, agent: str, body: Heartbeat, _: Receive
 
 
 async def _claim(state: ServerState, agent: str, body: ClaimRequest, receive: Receive) -> BaseModel:
-    async def hung_up() -> None:
-        while (await receive())["type"] != "http.disconnect":
-            pass
-
-    return await answer_claim(state, agent, body, hung_up)
+    return await answer_claim(state, agent, body, lambda: disconnected(receive))
 
 
 async def _reports(state: ServerState, agent: str, body: ReportBatch, _: Receive) -> BaseModel:

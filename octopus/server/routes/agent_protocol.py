@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.types import Receive
 
 from octopus.core.audit import agent_actor
 from octopus.core.models import AgentFacts
@@ -142,7 +143,7 @@ async def claim(
 ) -> ClaimResponse:
     """Long-poll for work: answers as soon as there are executions or cancellations for this
     agent, or after `wait_seconds` with nothing. Each returned execution is leased to it."""
-    return await answer_claim(state, agent.name, body, lambda: _hung_up(request))
+    return await answer_claim(state, agent.name, body, lambda: disconnected(request.receive))
 
 
 async def answer_claim(
@@ -200,9 +201,9 @@ async def answer_claim(
             hangup.cancel()
 
 
-async def _hung_up(request: Request) -> None:
+async def disconnected(receive: Receive) -> None:
     """Return once the client has disconnected (the body was read already)."""
-    while (await request.receive())["type"] != "http.disconnect":
+    while (await receive())["type"] != "http.disconnect":
         pass
 
 
