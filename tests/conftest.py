@@ -109,26 +109,26 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     return url
 
 
-@pytest.fixture
-def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
-    """A migrated, empty store on a SQLite file only (for what only a single writer does)."""
-    opened = open_store(f"sqlite:///{tmp_path / 'octopus.db'}")
+def migrated_store(url: str) -> Iterator[SqlStore]:
+    """Open and migrate the store at ``url``, yield it, close it (the body of a fixture)."""
+    opened = open_store(url)
     opened.migrate()
     try:
         yield opened
     finally:
         opened.close()
+
+
+@pytest.fixture
+def sqlite_store(tmp_path: Path) -> Iterator[SqlStore]:
+    """A migrated, empty store on a SQLite file only (for what only a single writer does)."""
+    yield from migrated_store(f"sqlite:///{tmp_path / 'octopus.db'}")
 
 
 @pytest.fixture
 def store(database_url: str) -> Iterator[SqlStore]:
     """A migrated, empty store on each backend, closed after the test."""
-    opened = open_store(database_url)
-    opened.migrate()
-    try:
-        yield opened
-    finally:
-        opened.close()
+    yield from migrated_store(database_url)
 
 
 # ---- factories and time ------------------------------------------------------------------

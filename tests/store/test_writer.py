@@ -10,8 +10,8 @@ from collections.abc import Callable, Iterator
 import pytest
 
 from octopus.core.models import TaskSpec
-from octopus.store import SqlStore, open_store
-from tests.conftest import FixedClock
+from octopus.store import SqlStore
+from tests.conftest import FixedClock, migrated_store
 
 MakeSpec = Callable[..., TaskSpec]
 WAIT_SECONDS = 10.0
@@ -20,11 +20,7 @@ WAIT_SECONDS = 10.0
 @pytest.fixture
 def postgres_store(postgres_url: str) -> Iterator[SqlStore]:
     """A migrated, empty PostgreSQL store."""
-    store = open_store(postgres_url)
-    try:
-        yield store
-    finally:
-        store.close()
+    yield from migrated_store(postgres_url)
 
 
 def _create_in_thread(store: SqlStore, spec: TaskSpec, clock: FixedClock) -> threading.Thread:
