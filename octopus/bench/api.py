@@ -22,6 +22,7 @@ BENCH_LABELS = {"bench": "worker"}
 """Labels of the real bench agents; bench tasks select them, so simulated agents get none."""
 
 BULK_PATH = "/api/v1/tasks/bulk"
+MINIMAL_ANSWER = {"Prefer": "return=minimal"}
 BULK_SIZE = 1000
 
 
@@ -97,11 +98,12 @@ class AdminApi:
         *,
         json: Any = None,
         params: dict[str, str | int] | None = None,
+        headers: dict[str, str] | None = None,
     ) -> Answer:
         """One request; the answer whatever its status (a connection error raises
         ``aiohttp.ClientError``)."""
         async with self._http.request(
-            method, self._base + path, json=json, params=params
+            method, self._base + path, json=json, params=params, headers=headers
         ) as response:
             content = await response.read()
         try:
@@ -178,14 +180,21 @@ class AdminApi:
         return answer.status not in (404, 405)
 
     async def create_bulk(self, bodies: Sequence[dict[str, Any]]) -> list[int]:
-        """Create tasks in atomic batches of up to 1,000 and return their ids in order."""
+        """Create tasks in atomic batches of up to 1,000 and return their ids in order (asking
+        for ids only, as a producer of bulk work would; a server that ignores the preference
+        answers with the tasks)."""
         ids: list[int] = []
         for start in range(0, len(bodies), BULK_SIZE):
             chunk = list(bodies[start : start + BULK_SIZE])
-            answer = await self.call("POST", BULK_PATH, json={"tasks": chunk})
+            answer = await self.call(
+                "POST", BULK_PATH, json={"tasks": chunk}, headers=MINIMAL_ANSWER
+            )
             if not 200 <= answer.status < 300:
                 raise BenchError(f"bulk create failed: {answer.error}")
             data = answer.body
+            if isinstance(data, dict) and "ids" in data:
+                ids += [int(task_id) for task_id in data["ids"]]
+                continue
             items = data if isinstance(data, list) else data.get("items") or data.get("tasks")
             ids += [int(item["id"]) for item in items]
         return ids

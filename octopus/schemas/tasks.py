@@ -298,6 +298,13 @@ class TaskBulkRead(Outbound):
     tasks: list[TaskRead]
 
 
+class TaskBulkIds(Outbound):
+    """The ids of the tasks a bulk create stored, in the order they were sent (the answer to
+    `Prefer: return=minimal`)."""
+
+    ids: list[int]
+
+
 class TaskDetail(TaskRead):  # type: ignore[no-redef]
     """A task with its next fire times (in its zone) and its runs, newest first."""
 
@@ -320,6 +327,7 @@ __all__ = [
     "LogRead",
     "RunRead",
     "TaskBulkCreate",
+    "TaskBulkIds",
     "TaskBulkRead",
     "TaskCreate",
     "TaskDetail",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import fields
 from datetime import datetime
 from typing import Any, TypeVar
@@ -9,7 +10,7 @@ from typing import Any, TypeVar
 from sqlalchemy import Connection, RowMapping, func, insert, select
 
 from octopus.core.audit import AuditAction, AuditEntry, AuditFilter, AuditNote, task_subject
-from octopus.core.models import JSON, Task, TaskSpec
+from octopus.core.models import JSON, TaskSpec
 from octopus.store.base import Created, CreatedTasks, Fired
 from octopus.store.tables import audit_log
 
@@ -69,9 +70,8 @@ def after(
     return result
 
 
-def _creation(task: Task, actor: str) -> AuditNote:
+def _creation(task_id: int, spec: TaskSpec, actor: str) -> AuditNote:
     """A task's creation; the detail leaves out its arguments (they may carry secrets)."""
-    spec = task.spec
     detail: dict[str, JSON] = {
         "name": spec.name,
         "plugin": spec.plugin,
@@ -80,7 +80,7 @@ def _creation(task: Task, actor: str) -> AuditNote:
         "ownership": spec.ownership.value,
     }
     return AuditNote(
-        actor=actor, action=AuditAction.TASK_CREATED, subject=task_subject(task.id), detail=detail
+        actor=actor, action=AuditAction.TASK_CREATED, subject=task_subject(task_id), detail=detail
     )
 
 
@@ -89,16 +89,23 @@ def task_created(
 ) -> Created:
     """Audit a new task (not an idempotent repeat)."""
     if created.created and actor is not None:
-        record(conn, _creation(created.task, actor), now=now)
+        record(conn, _creation(created.task.id, created.task.spec, actor), now=now)
     return created
 
 
 def tasks_created(
-    conn: Connection, created: CreatedTasks, actor: str | None, *, now: datetime
+    conn: Connection,
+    created: CreatedTasks,
+    specs: Sequence[TaskSpec],
+    actor: str | None,
+    *,
+    now: datetime,
 ) -> CreatedTasks:
-    """Audit each task of a bulk create (not an idempotent repeat), in one statement."""
-    if created.created and actor is not None and created.tasks:
-        rows = [_values(_creation(task, actor), now) for task in created.tasks]
+    """Audit each task of a bulk create (not an idempotent repeat), in one statement;
+    ``specs`` are the tasks' specs in the order of ``created.ids``."""
+    if created.created and actor is not None and created.ids:
+        pairs = zip(created.ids, specs, strict=True)
+        rows = [_values(_creation(task_id, spec, actor), now) for task_id, spec in pairs]
         conn.execute(insert(audit_log), rows)
     return created
 

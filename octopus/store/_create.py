@@ -104,16 +104,18 @@ def create_tasks(
     now: datetime,
     idempotency_key: str | None,
     request_hash: str | None,
+    echo: bool = True,
 ) -> CreatedTasks:
-    """Insert tasks (or find their idempotent twins) and fire the adhoc ones, in order."""
+    """Insert tasks (or find their idempotent twins) and fire the adhoc ones, in order; with
+    ``echo`` false, new tasks come back as ids only."""
     keys: list[str | None] = [None] * len(specs)
     if idempotency_key is not None:
         stored_keys = item_keys(idempotency_key, len(specs))
         existing = find_batch(conn, stored_keys, request_hash)
         if existing:
-            return CreatedTasks(tasks=existing, created=False)
+            return CreatedTasks(ids=[task.id for task in existing], tasks=existing, created=False)
         keys = list(stored_keys)
-    return insert_tasks(conn, specs, keys, request_hash, now=now)
+    return insert_tasks(conn, specs, keys, request_hash, now=now, echo=echo)
 
 
 def insert_tasks(
@@ -124,10 +126,11 @@ def insert_tasks(
     *,
     now: datetime,
     direct: Direct | None = None,
+    echo: bool = True,
 ) -> CreatedTasks:
     """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order, on
     one snapshot of the agents; an execution for an agent whose claim waits (``direct``) is
-    leased to it here and returned in ``handed``."""
+    leased to it here and returned in ``handed``. The tasks are built only with ``echo``."""
     rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
     task_ids = insert_returning_ids(conn, tasks, rows)
     if (changes := changes_of(conn)) is not None:
@@ -145,8 +148,10 @@ def insert_tasks(
     stored = [
         _as_stored(task_id, spec, row, moved.get(task_id), now=now)
         for task_id, spec, row in zip(task_ids, specs, rows, strict=True)
+        if echo
     ]
-    return CreatedTasks(tasks=stored, created=True, wake=wake, handed=plan.handed if plan else [])
+    handed = plan.handed if plan else []
+    return CreatedTasks(ids=task_ids, tasks=stored, created=True, wake=wake, handed=handed)
 
 
 def _fires(spec: TaskSpec) -> bool:

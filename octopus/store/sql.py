@@ -212,6 +212,7 @@ class SqlStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str | None = None,
+        echo: bool = True,
     ) -> CreatedTasks:
         """See ``Store.create_tasks``."""
         try:
@@ -224,7 +225,9 @@ class SqlStore:
                         now=now,
                         idempotency_key=idempotency_key,
                         request_hash=request_hash,
+                        echo=echo,
                     ),
+                    specs,
                     actor,
                     now=now,
                 )
@@ -238,7 +241,7 @@ class SqlStore:
             existing = _create.find_batch(conn, keys, request_hash)
         if not existing:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
-        return CreatedTasks(tasks=existing, created=False)
+        return CreatedTasks(ids=[task.id for task in existing], tasks=existing, created=False)
 
     def status_counts(self) -> StatusCounts:
         """See ``Store.status_counts``."""

@@ -123,16 +123,19 @@ def test_the_audit_log_needs_the_admin_token(anonymous: TestClient, enroll: Agen
     assert ADMIN_TOKEN not in str(entries) and JOIN_TOKEN not in str(entries)
 
 
-def test_each_task_of_a_bulk_create_is_audited_once(client: TestClient) -> None:
+@pytest.mark.parametrize("prefer", [None, "return=minimal"])
+def test_each_task_of_a_bulk_create_is_audited_once(client: TestClient, prefer: str | None) -> None:
     body = {"tasks": [{"plugin": "example", "action": "hello"}] * 3}
-    headers = {"Idempotency-Key": "bulk-1"}
+    headers = {"Idempotency-Key": "bulk-1", **({"Prefer": prefer} if prefer else {})}
     first = client.post("/api/v1/tasks/bulk", json=body, headers=headers)
     assert first.status_code == 201, first.text
     again = client.post("/api/v1/tasks/bulk", json=body, headers=headers)
     assert again.status_code == 201
-    ids = [task["id"] for task in first.json()["tasks"]]
+    answer = first.json()
+    ids = answer["ids"] if prefer else [task["id"] for task in answer["tasks"]]
     entries = _entries(client, action="task.created")
     assert sorted(e["subject"] for e in entries) == sorted(f"task:{i}" for i in ids)
+    assert {e["detail"]["name"] for e in entries} == {"example.hello"}
 
 
 def test_a_refused_bulk_create_leaves_no_entry(client: TestClient) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from fastapi.testclient import TestClient
 
 from tests.api.conftest import AgentClient
@@ -162,3 +163,70 @@ def test_a_bulk_key_and_a_single_key_do_not_collide(client: TestClient) -> None:
 def test_bulk_needs_the_admin_token(anonymous: TestClient) -> None:
     response = anonymous.post(BULK, json={"tasks": [HELLO]})
     assert response.status_code == 401, response.text
+
+
+MINIMAL = {"Prefer": "return=minimal"}
+
+
+def test_return_minimal_answers_with_the_ids_of_the_same_tasks(
+    client: TestClient, enroll: AgentClient
+) -> None:
+    enroll("a1")
+    items = [{"plugin": "example", "action": "echo", "args": [index]} for index in range(3)] + [
+        {**HELLO, "type": "scheduled", "run_at": "2099-01-01T00:00:00Z"},
+        {**HELLO, "ownership": "all", "labels": {"none": "matches"}},
+    ]
+    full = client.post(BULK, json={"tasks": items}).json()["tasks"]
+    response = client.post(BULK, json={"tasks": items}, headers=MINIMAL)
+    assert response.status_code == 201, response.text
+    assert response.headers["Preference-Applied"] == "return=minimal"
+    ids = response.json()["ids"]
+    assert list(response.json()) == ["ids"] and ids == sorted(ids) and len(ids) == 5
+    stored = [client.get(f"/api/v1/tasks/{task_id}").json() for task_id in ids]
+    as_created = [{key: task[key] for key in full[0]} for task in stored]  # no runs, upcoming
+    assert [comparable(task) for task in as_created] == [comparable(task) for task in full]
+    assert [task["status"] for task in stored] == ["pending"] * 3 + ["scheduled", "failed"]
+
+
+@pytest.mark.parametrize(
+    "prefer",
+    ["return=minimal", "RETURN=Minimal", 'return="minimal"', "respond-async, return=minimal; x=1"],
+)
+def test_return_minimal_is_recognised_as_rfc_7240_writes_it(
+    client: TestClient, prefer: str
+) -> None:
+    response = client.post(BULK, json={"tasks": [HELLO]}, headers={"Prefer": prefer})
+    assert response.status_code == 201, response.text
+    assert "ids" in response.json() and "tasks" not in response.json()
+
+
+@pytest.mark.parametrize("prefer", ["return=representation", "respond-async", "minimal", ""])
+def test_other_preferences_get_the_tasks_in_full(client: TestClient, prefer: str) -> None:
+    response = client.post(BULK, json={"tasks": [HELLO]}, headers={"Prefer": prefer})
+    assert response.status_code == 201, response.text
+    assert response.json()["tasks"][0]["action"] == "hello"
+    assert "Preference-Applied" not in response.headers
+
+
+def test_return_minimal_with_an_idempotency_key_returns_the_same_ids(client: TestClient) -> None:
+    body = {"tasks": [HELLO, {**HELLO, "args": ["you"]}]}
+    first = client.post(BULK, json=body, headers={**MINIMAL, "Idempotency-Key": "b"})
+    again = client.post(BULK, json=body, headers={**MINIMAL, "Idempotency-Key": "b"})
+    full = client.post(BULK, json=body, headers={"Idempotency-Key": "b"})
+    assert first.status_code == again.status_code == full.status_code == 201, again.text
+    assert first.json()["ids"] == again.json()["ids"] == [t["id"] for t in full.json()["tasks"]]
+    assert stored_tasks(client) == 2
+
+
+def test_return_minimal_refuses_a_bad_item_or_header_and_stores_nothing(
+    client: TestClient,
+) -> None:
+    items = [HELLO, {"plugin": "nosuch", "action": "hello"}]
+    response = client.post(BULK, json={"tasks": items}, headers=MINIMAL)
+    assert response.status_code == 422, response.text
+    assert fields(response) == ["tasks.1.plugin"]
+    too_long = {"Prefer": "return=minimal, " + "x" * 200}
+    response = client.post(BULK, json={"tasks": [HELLO]}, headers=too_long)
+    assert response.status_code == 422, response.text
+    assert fields(response) == ["header.Prefer"], response.text
+    assert stored_tasks(client) == 0

@@ -38,6 +38,22 @@ def test_each_answered_id_holds_its_own_item_and_run(
         assert store.count_runs(task.id) == (0 if spec.type is TaskType.INTERVAL else 1)
 
 
+def test_ids_only_answer_the_same_tasks_without_building_them(
+    store: SqlStore, make_spec: Callable[..., TaskSpec], clock: FixedClock
+) -> None:
+    specs = [make_spec(name=f"item-{n}", args=[n]) for n in range(5)]
+    echoed = store.create_tasks(specs, now=clock.now, idempotency_key="k")
+    quiet = store.create_tasks(specs, now=clock.now, echo=False)
+
+    assert quiet.created and quiet.tasks == [] and len(quiet.ids) == len(specs)
+    assert echoed.ids == [task.id for task in echoed.tasks]
+    for task_id, twin in zip(quiet.ids, echoed.tasks, strict=True):
+        stored = store.get_task(task_id)
+        assert (stored.spec, stored.status) == (twin.spec, twin.status)
+    repeat = store.create_tasks(specs, now=clock.now, idempotency_key="k", echo=False)
+    assert (repeat.created, repeat.ids) == (False, echoed.ids)
+
+
 def test_inserting_no_rows_stores_nothing(store: SqlStore) -> None:
     with store.engine.begin() as conn:
         assert insert_returning_ids(conn, tasks, []) == []

@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Annotated
 
 import orjson
-from fastapi import APIRouter, Header, Path, Query
+from fastapi import APIRouter, Header, Path, Query, Response
 from pydantic import ValidationError
 from starlette.concurrency import run_in_threadpool
 
@@ -22,6 +22,7 @@ from octopus.schemas.tasks import (
     RunRead,
     RunStatusIn,
     TaskBulkCreate,
+    TaskBulkIds,
     TaskBulkRead,
     TaskCreate,
     TaskDetail,
@@ -52,6 +53,31 @@ IdempotencyKey = Annotated[
         description="Makes a retried create safe: the same key and body return the same task.",
     ),
 ]
+
+Prefer = Annotated[
+    str | None,
+    Header(
+        alias="Prefer",
+        max_length=200,
+        description=(
+            "`return=minimal` (RFC 7240): answer with the new tasks' ids only, "
+            '`{"ids": [...]}`, instead of every task in full.'
+        ),
+    ),
+]
+MINIMAL = "return=minimal"
+
+
+def wants_minimal(prefer: str | None) -> bool:
+    """Whether a ``Prefer`` header asks for ``return=minimal`` (preferences are separated by
+    commas, may carry ``;`` parameters and a quoted value, and are case-insensitive)."""
+    if prefer is None:
+        return False
+    for preference in prefer.split(","):
+        token, _, value = preference.split(";", 1)[0].partition("=")
+        if token.strip().lower() == "return" and value.strip().strip('"').lower() == "minimal":
+            return True
+    return False
 
 
 def _spec(body: TaskCreate) -> TaskSpec:
@@ -157,15 +183,23 @@ def _bulk_specs(body: TaskBulkCreate, state: State, now: datetime) -> list[TaskS
 
 @router.post("/bulk", status_code=201)
 async def create_tasks(
-    body: TaskBulkCreate, state: State, actor: AdminActor, idempotency_key: IdempotencyKey = None
-) -> TaskBulkRead:
+    body: TaskBulkCreate,
+    state: State,
+    actor: AdminActor,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+    prefer: Prefer = None,
+) -> TaskBulkRead | TaskBulkIds:
     """Create 1 to 1,000 tasks at once, atomically: all of them are stored, or none.
 
     Each item is a task body exactly as for `POST /api/v1/tasks` and is checked the same way;
     the first bad item is refused naming its index (`tasks.3.plugin`) and nothing is stored.
-    The answer lists the created tasks in the order sent. With an `Idempotency-Key` header,
-    sending the same body again returns the same tasks; another body with that key is 409.
+    The answer lists the created tasks in the order sent; with `Prefer: return=minimal` it
+    lists only their ids (`{"ids": [...]}`, and `Preference-Applied: return=minimal`). With an
+    `Idempotency-Key` header, sending the same body again returns the same tasks; another body
+    with that key is 409.
     """
+    minimal = wants_minimal(prefer)
     now = utcnow()
     specs = await run_in_threadpool(_bulk_specs, body, state, now)
     created = await run_in_threadpool(
@@ -175,10 +209,14 @@ async def create_tasks(
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
         actor=actor,
+        echo=not minimal,
     )
     state.notifier.wake(created.wake)
     if any(spec.type is not TaskType.ADHOC for spec in specs):
         state.schedule_changed()
+    if minimal:
+        response.headers["Preference-Applied"] = MINIMAL
+        return TaskBulkIds(ids=created.ids)
     return TaskBulkRead(tasks=[task_read(task) for task in created.tasks])
 
 
