@@ -19,11 +19,11 @@ from octopus.config import ServerSettings
 from octopus.logs import setup_logging
 from octopus.plugins.loader import BUILTIN_DIR
 from octopus.plugins.signing import PluginSigner
-from octopus.server.agent_lane import AgentLane
 from octopus.server.body_guard import BodyGuard
 from octopus.server.clock import utcnow
 from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
+from octopus.server.fast_lane import FastLane
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
 from octopus.server.metrics import Metrics, RequestTimer
@@ -120,11 +120,11 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 class _App(FastAPI):
-    """FastAPI with the agent lane in front of its whole middleware stack."""
+    """FastAPI with the fast lane in front of its whole middleware stack."""
 
     def build_middleware_stack(self) -> ASGIApp:
         state: ServerState = self.state.octopus
-        return AgentLane(
+        return FastLane(
             super().build_middleware_stack(),
             state=state,
             metrics=self.state.metrics,
@@ -133,7 +133,7 @@ class _App(FastAPI):
 
 
 def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
-    """The ASGI app: routes, error handlers, body guard, the agent lane, and loops started
+    """The ASGI app: routes, error handlers, body guard, the fast lane, and loops started
     in the lifespan."""
     app = _App(
         title="Octopus",

@@ -89,7 +89,7 @@ async def heartbeat(body: Heartbeat, agent: AgentIdentity, state: State) -> Hear
 
 
 async def answer_heartbeat(state: ServerState, name: str, body: Heartbeat) -> HeartbeatAck:
-    """Record agent ``name``'s heartbeat; also the whole work of ``server.agent_lane``.
+    """Record agent ``name``'s heartbeat; also the whole work of ``server.fast_lane``.
 
     Raises:
         NotFound: The agent is unknown or revoked.
@@ -149,7 +149,7 @@ async def claim(
 async def answer_claim(
     state: ServerState, name: str, body: ClaimRequest, hung_up: Callable[[], Awaitable[None]]
 ) -> ClaimResponse:
-    """Answer agent ``name``'s claim; also the whole work of ``server.agent_lane``. ``hung_up``
+    """Answer agent ``name``'s claim; also the whole work of ``server.fast_lane``. ``hung_up``
     returns once the client has gone away (the request's body was read already)."""
     deadline = time.monotonic() + body.wait_seconds
     notifier = state.notifier

@@ -63,7 +63,7 @@ async def report_many(body: ReportBatch, agent: AgentIdentity, state: State) -> 
 
 
 async def answer_reports(state: ServerState, name: str, body: ReportBatch) -> ReportBatchAck:
-    """Record agent ``name``'s batch of reports; also the whole work of ``server.agent_lane``."""
+    """Record agent ``name``'s batch of reports; also the whole work of ``server.fast_lane``."""
     reports = [(report.execution_id, outcome_of(report)) for report in body.reports]
     finished, wake = await store_write(
         state.store, len(reports), state.store.finish_executions, name, reports, now=utcnow()

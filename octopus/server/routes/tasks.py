@@ -39,6 +39,7 @@ from octopus.server.state import ServerState
 from octopus.store.base import Created
 
 router = APIRouter(prefix="/api/v1/tasks", tags=["tasks"], dependencies=[Admin])
+CREATE_ROUTE = router.prefix
 
 TaskId = Annotated[int, Path(ge=1, le=MAX_ID, description="The task's id.")]
 Limit = Annotated[int, Query(ge=1, le=500)]
@@ -157,9 +158,21 @@ async def create_task(
     same body again returns the task created the first time; another body with the same key
     is refused with 409.
     """
-    created = await store_write(
+    return created_answer(state, await store_create(state, body, idempotency_key, actor))
+
+
+async def store_create(
+    state: ServerState, body: TaskCreate, idempotency_key: str | None, actor: str
+) -> Created:
+    """Validate and store a new task (on the event loop when that is quick, see
+    ``store_write``); an error here has stored nothing."""
+    return await store_write(
         state.store, _execution_rows(body), _create, body, state, idempotency_key, actor
     )
+
+
+def created_answer(state: ServerState, created: Created) -> TaskRead:
+    """Wake whom the new task concerns and answer with it (the task is stored already)."""
     state.notifier.wake(created.wake)
     if created.task.spec.type is not TaskType.ADHOC:  # an adhoc task fired already
         state.schedule_changed()

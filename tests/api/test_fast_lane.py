@@ -1,6 +1,6 @@
-"""The agent lane answers well-formed heartbeats, claims and report batches of known agents
-itself, exactly as the routes would, and passes everything else, body intact, to the app, whose
-routes give the refusals."""
+"""The fast lane answers well-formed heartbeats, claims and report batches of known agents, and
+the admin's single creates, itself, exactly as the routes would, and passes everything else,
+body intact, to the app, whose routes give the refusals."""
 
 from __future__ import annotations
 
@@ -12,11 +12,12 @@ import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
-from octopus.server.agent_lane import AgentLane
+from octopus.server import fast_lane
+from octopus.server.fast_lane import FastLane
 from octopus.server.metrics import Metrics
 from octopus.server.state import ServerState
 from octopus.store import open_store
-from tests.api.conftest import JOIN_TOKEN
+from tests.api.conftest import ADMIN_TOKEN, JOIN_TOKEN
 
 BEAT = {"facts": {"hostname": "lane-host", "concurrency": 2, "free_slots": 2}, "labels": {}}
 CLAIM = {"slots": 1, "wait_seconds": 0}
@@ -61,7 +62,7 @@ def metrics(state: ServerState) -> Metrics:
 
 @pytest.fixture
 def lane(state: ServerState, downstream: Downstream, metrics: Metrics) -> TestClient:
-    return TestClient(AgentLane(downstream, state=state, metrics=metrics, max_body_bytes=4096))
+    return TestClient(FastLane(downstream, state=state, metrics=metrics, max_body_bytes=4096))
 
 
 def _beat(client: TestClient, headers: dict[str, str], body: Any = BEAT, **kw: Any) -> Any:
@@ -87,10 +88,10 @@ def _deep(levels: int) -> Any:
     return value
 
 
-def _observed(metrics: Metrics, route: str) -> float:
+def _observed(metrics: Metrics, route: str, status: str = "200") -> float:
     value = metrics.registry.get_sample_value(
         "octopus_http_request_duration_seconds_count",
-        {"route": route, "method": "POST", "status": "200"},
+        {"route": route, "method": "POST", "status": status},
     )
     return value or 0.0
 
@@ -285,3 +286,103 @@ def test_the_routes_refuse_what_the_lane_passed_on(
         unsafe = _report(client, agent, {"reports": [{**report, "result": result}]})
         assert unsafe.status_code == 400, unsafe.text
         assert unsafe.json()["error"] == "invalid_json"
+
+
+# Single creates -----------------------------------------------------------------------------
+
+ADMIN = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+CLOCK_FIELDS = ("id", "created_at", "updated_at", "next_run_at")
+
+
+def _create(client: TestClient, body: Any = HELLO, headers: Any = ADMIN, **kw: Any) -> Any:
+    return client.post("/api/v1/tasks", json=body, headers=headers, **kw)
+
+
+def _tasks(state: ServerState) -> int:
+    return state.store.list_tasks(limit=1, offset=0)[1]
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        HELLO,
+        {"plugin": "example", "action": "echo", "args": ["é"], "name": "n", "max_retries": 2},
+        {**HELLO, "type": "scheduled", "run_at": "2099-01-01T00:00:00+02:00"},
+        {**HELLO, "type": "cron", "cron": "*/5 * * * *", "timezone": "Europe/Paris"},
+    ],
+)
+def test_the_lane_creates_as_the_route_does(
+    client: TestClient,
+    lane: TestClient,
+    downstream: Downstream,
+    state: ServerState,
+    metrics: Metrics,
+    body: dict[str, Any],
+) -> None:
+    by_route = _create(client, body, {**ADMIN, "Idempotency-Key": "through-the-route"})
+    by_lane = _create(lane, body)
+
+    assert downstream.bodies == []
+    assert (by_route.status_code, by_lane.status_code) == (201, 201), by_lane.text
+    assert by_lane.headers["content-type"] == "application/json"
+    routed, laned = by_route.json(), by_lane.json()
+    assert {k: v for k, v in laned.items() if k not in CLOCK_FIELDS} == {
+        k: v for k, v in routed.items() if k not in CLOCK_FIELDS
+    }
+    assert state.store.get_task(laned["id"]).spec.name == routed["name"]
+    assert _observed(metrics, "/api/v1/tasks", "201") == 1
+    entries = client.get("/api/v1/audit", params={"action": "task.created"}).json()["items"]
+    assert {entry["subject"] for entry in entries} == {
+        f"task:{routed['id']}",
+        f"task:{laned['id']}",
+    }
+
+
+@pytest.mark.parametrize(
+    ("case", "send"),
+    [
+        ("an idempotency key", lambda c: _create(c, headers={**ADMIN, "Idempotency-Key": "k"})),
+        ("another token", lambda c: _create(c, headers={"Authorization": "Bearer nope"})),
+        ("no token", lambda c: _create(c, headers={})),
+        ("a query string", lambda c: _create(c, params={"x": "1"})),
+        ("unknown field", lambda c: _create(c, {**HELLO, "colour": "red"})),
+        ("invalid body", lambda c: _create(c, {**HELLO, "max_retries": -1})),
+        ("unknown plugin", lambda c: _create(c, {"plugin": "nosuch", "action": "hello"})),
+        ("wrong arguments", lambda c: _create(c, {**HELLO, "args": [1, 2, 3]})),
+        ("unknown target", lambda c: _create(c, {**HELLO, "ownership": "specific", "target": "x"})),
+        ("args beyond 64 bits", lambda c: _create(c, {**HELLO, "args": [2**64]})),
+        ("over the size limit", lambda c: _create(c, {**HELLO, "name": "n" * 5000})),
+        ("not JSON", lambda c: c.post("/api/v1/tasks", content=b"x", headers=ADMIN)),
+        ("the bulk path", lambda c: c.post("/api/v1/tasks/bulk", json=[HELLO], headers=ADMIN)),
+    ],
+)
+def test_every_other_create_reaches_the_app_and_nothing_is_stored(
+    lane: TestClient, downstream: Downstream, state: ServerState, case: str, send: Any
+) -> None:
+    answer = send(lane)
+    assert answer.status_code == 299, case
+    assert len(downstream.bodies) == 1
+    assert _tasks(state) == 0
+
+
+def test_the_app_refuses_what_the_lane_passed_on(client: TestClient, state: ServerState) -> None:
+    assert _create(client, {"plugin": "nosuch", "action": "hello"}).status_code == 422
+    assert _create(client, {**HELLO, "args": [2**64]}).status_code == 400
+    assert _create(client, headers={"Authorization": "Bearer nope"}).status_code == 401
+    assert _tasks(state) == 0
+
+
+def test_a_create_that_fails_after_storing_is_not_replayed(
+    lane: TestClient,
+    downstream: Downstream,
+    state: ServerState,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def broken(*_: Any) -> Any:
+        raise RuntimeError("answering failed")
+
+    monkeypatch.setattr(fast_lane, "created_answer", broken)
+    with pytest.raises(fast_lane.Stored):
+        _create(lane)
+    assert downstream.bodies == []
+    assert _tasks(state) == 1
