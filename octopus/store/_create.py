@@ -28,7 +28,7 @@ from octopus.core.rollup import task_status_after
 from octopus.errors import Conflict
 from octopus.store._changes import changes_of
 from octopus.store._dialect import insert_returning_ids
-from octopus.store._fire import Dispatch, NewRun, fire_many
+from octopus.store._fire import Dispatch, NewRun, Placement, fire_placed
 from octopus.store._records import spec_values, task_from_row
 from octopus.store.base import Created, CreatedTasks, Direct, Wake
 from octopus.store.tables import tasks
@@ -131,22 +131,34 @@ def insert_tasks(
     """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order, on
     one snapshot of the agents; an execution for an agent whose claim waits (``direct``) is
     leased to it here and returned in ``handed``. The tasks are built only with ``echo``."""
-    rows = [_task_row(spec, key, request_hash, now) for spec, key in zip(specs, keys, strict=True)]
+    # Adhoc runs are placed first, so that each task, run and execution is written once in
+    # its final status (a leased run running, a run with nobody to go to skipped) instead of
+    # inserted and then moved: two statements fewer in a create that hands its work over.
+    plan = Dispatch(conn, direct) if any(_fires(spec) for spec in specs) else None
+    placements = [
+        plan.place(0, 0, spec, now=now) if plan is not None and _fires(spec) else None
+        for spec in specs
+    ]
+    rows = [
+        _task_row(spec, key, request_hash, now, placement)
+        for spec, key, placement in zip(specs, keys, placements, strict=True)
+    ]
     task_ids = insert_returning_ids(conn, tasks, rows)
     if (changes := changes_of(conn)) is not None:
         changes.tasks_created += len(task_ids)
-    fired = [
-        NewRun(task_id, spec, fire_time=now)
-        for task_id, spec in zip(task_ids, specs, strict=True)
-        if _fires(spec)
-    ]
-    plan = Dispatch(conn, direct) if fired else None
-    wake = fire_many(conn, fired, now=now, plan=plan, settle=False)[1] if plan else Wake()
-    moved = plan.moved if plan else {}
+    wake = Wake()
+    if plan is not None:
+        fired = [
+            (NewRun(task_id, spec, fire_time=now), placement)
+            for task_id, spec, placement in zip(task_ids, specs, placements, strict=True)
+            if placement is not None
+        ]
+        new, placed = [run for run, _ in fired], [placement for _, placement in fired]
+        wake = fire_placed(conn, new, placed, now=now, plan=plan)[1]
     # Built from what was just written rather than read back: the read cost a bulk create
     # a sixth of its time, holding the single writer (claims wait behind it).
     stored = [
-        _as_stored(task_id, spec, row, moved.get(task_id), now=now)
+        _as_stored(task_id, spec, row, now=now)
         for task_id, spec, row in zip(task_ids, specs, rows, strict=True)
         if echo
     ]
@@ -159,15 +171,22 @@ def _fires(spec: TaskSpec) -> bool:
 
 
 def _task_row(
-    spec: TaskSpec, key: str | None, request_hash: str | None, now: datetime
+    spec: TaskSpec,
+    key: str | None,
+    request_hash: str | None,
+    now: datetime,
+    placement: Placement | None,
 ) -> dict[str, Any]:
+    """A new task's row; an adhoc one (``placement``: where its run goes) as its run leaves it."""
     status, next_run_at = initial_state(spec, now)
-    fires = _fires(spec)
+    last_run: RunStatus | None = None
+    if placement is not None:
+        last_run = placement.run_status
+        status = task_status_after(spec.type, status, last_run)
     return {
         **spec_values(spec),
-        # An adhoc task's run is pending from the start; skipped ones are corrected later.
-        "status": (FIRED_STATUS if fires else status).value,
-        "last_run_status": RunStatus.PENDING.value if fires else None,
+        "status": status.value,
+        "last_run_status": None if last_run is None else last_run.value,
         "next_run_at": next_run_at,
         "idempotency_key": key,
         "request_hash": request_hash if key is not None else None,
@@ -176,14 +195,9 @@ def _task_row(
     }
 
 
-def _as_stored(
-    task_id: int, spec: TaskSpec, row: dict[str, Any], moved: RunStatus | None, *, now: datetime
-) -> Task:
-    """The task as its row now reads: times in UTC, JSON as it comes back, and a run that was
-    skipped or leased at once settled on it as ``settle_tasks_alike`` wrote it."""
+def _as_stored(task_id: int, spec: TaskSpec, row: dict[str, Any], *, now: datetime) -> Task:
+    """The task as its row now reads: times in UTC, JSON as it comes back."""
     status, last = TaskStatus(row["status"]), row["last_run_status"]
-    if moved is not None:
-        status, last = task_status_after(spec.type, status, moved), moved.value
     return Task(
         id=task_id,
         spec=_stored_spec(spec),

@@ -21,6 +21,7 @@ from octopus.store._settle import (
     move_run,
     one_of,
     settle_task,
+    settle_tasks,
     settle_tasks_alike,
     start_runs,
     wake_for,
@@ -82,6 +83,19 @@ class Placement:
         """No agent to go to: the run is skipped."""
         return not self.queued and not self.leased
 
+    @property
+    def run_status(self) -> RunStatus:
+        """The status the run takes once placed: skipped with nobody to go to, running when
+        an execution is leased at once, else pending."""
+        if self.nobody:
+            return RunStatus.SKIPPED
+        return RunStatus.RUNNING if self.leased else RunStatus.PENDING
+
+    def assign(self, run_id: int, task_id: int) -> None:
+        """Name the run and task of executions placed before either was inserted."""
+        for row in (*self.queued, *(row for row, _ in self.leased)):
+            row["run_id"], row["task_id"] = run_id, task_id
+
 
 class Dispatch:
     """Placing the runs fired in one transaction over one snapshot of the agents, counting the
@@ -131,15 +145,22 @@ class Dispatch:
             placement.leased.append((leased, spec))
         return placement
 
-    def lease(self, leased: Sequence[tuple[dict[str, Any], TaskSpec]], *, now: datetime) -> None:
+    def lease(
+        self,
+        leased: Sequence[tuple[dict[str, Any], TaskSpec]],
+        *,
+        now: datetime,
+        start_runs_too: bool = True,
+    ) -> None:
         """Insert executions already leased to their agents (from ``place``), start their
-        runs, and add them to ``handed``."""
+        runs (unless they were inserted running), and add them to ``handed``."""
         if not leased:
             return
         rows = [row for row, _ in leased]
         stmt = _insert_returning_rows(executions)
         started = [execution_from_row(row) for row in self._conn.execute(stmt, rows).mappings()]
-        start_runs(self._conn, (execution.run_id for execution in started), now=now)
+        if start_runs_too:
+            start_runs(self._conn, (execution.run_id for execution in started), now=now)
         self.moved.update((execution.task_id, RunStatus.RUNNING) for execution in started)
         self.handed += [
             Claimed(
@@ -257,36 +278,73 @@ class NewRun:
 
 
 def fire_many(
+    conn: Connection, new: Sequence[NewRun], *, now: datetime, plan: Dispatch
+) -> tuple[list[int], Wake]:
+    """Fire many runs as ``fire`` fires one, in a few statements whatever their number: the
+    runs' ids (in the order given) and whom to wake; their tasks are settled."""
+    if not new:
+        return [], Wake()
+    placements = [
+        plan.place(0, run.task_id, run.spec, now=now, not_before=run.not_before) for run in new
+    ]
+    run_ids, wake = fire_placed(conn, new, placements, now=now, plan=plan)
+    # As the runs moved: every placed one to pending, then the leased ones to running, then
+    # the skipped ones (a task with several runs ends as the last of these moves leaves it).
+    fired = list(zip(new, placements, strict=True))
+    moved = [(run.task_id, RunStatus.PENDING) for run, placed in fired if not placed.nobody]
+    for status in (RunStatus.RUNNING, RunStatus.SKIPPED):
+        moved += [(run.task_id, status) for run, placed in fired if placed.run_status is status]
+    settle_tasks(conn, moved, now=now)
+    return run_ids, wake
+
+
+def fire_placed(
     conn: Connection,
     new: Sequence[NewRun],
+    placements: Sequence[Placement],
     *,
     now: datetime,
     plan: Dispatch,
-    settle: bool = True,
 ) -> tuple[list[int], Wake]:
-    """Fire many runs as ``fire`` fires one, in a few statements whatever their number: the
-    runs' ids (in the order given) and whom to wake.
-
-    ``settle=False`` leaves the tasks' status alone (new tasks are stored already pending).
-    """
-    if not new:
-        return [], Wake()
+    """Insert the runs of ``new`` already in the status their ``placements`` (from
+    ``plan.place``, in the same order) give them, then their executions: a leased or skipped
+    run is written once, not inserted pending and moved. The runs' ids and whom to wake; the
+    tasks are left to the caller (see ``Dispatch.moved``)."""
     run_rows = [
-        {
-            "task_id": run.task_id,
-            "fire_time": run.fire_time,
-            "status": RunStatus.PENDING.value,
-            "reason": run.reason,
-            "created_at": now,
-        }
-        for run in new
+        _run_row(run, placement.run_status, now)
+        for run, placement in zip(new, placements, strict=True)
     ]
     run_ids = insert_returning_ids(conn, runs, run_rows)
-    placing = [
-        (run_id, run.task_id, run.spec, run.not_before)
-        for run_id, run in zip(run_ids, new, strict=True)
-    ]
-    return run_ids, _place(conn, placing, now=now, plan=plan, settle=settle)
+    queued: list[dict[str, Any]] = []
+    leased: list[tuple[dict[str, Any], TaskSpec]] = []
+    wake = Wake()
+    for run_id, run, placement in zip(run_ids, new, placements, strict=True):
+        placement.assign(run_id, run.task_id)
+        queued += placement.queued
+        leased += placement.leased
+        wake |= placement.wake
+        if placement.nobody:
+            plan.moved[run.task_id] = RunStatus.SKIPPED
+    if queued:
+        conn.execute(QUEUE, queued)
+    plan.lease(leased, now=now, start_runs_too=False)
+    return run_ids, wake
+
+
+def _run_row(run: NewRun, status: RunStatus, now: datetime) -> dict[str, Any]:
+    """A new run's row in ``status`` (a skipped run's reason says why, after any given)."""
+    reason = run.reason
+    if status is RunStatus.SKIPPED:
+        reason = NO_ELIGIBLE_AGENT if reason is None else f"{reason}; {NO_ELIGIBLE_AGENT}"
+    return {
+        "task_id": run.task_id,
+        "fire_time": run.fire_time,
+        "status": status.value,
+        "reason": reason,
+        "created_at": now,
+        "started_at": now if status is RunStatus.RUNNING else None,
+        "finished_at": now if status in RUN_TERMINAL else None,
+    }
 
 
 def _place(
@@ -295,7 +353,6 @@ def _place(
     *,
     now: datetime,
     plan: Dispatch,
-    settle: bool,
 ) -> Wake:
     """Queue (or lease) the executions of pending runs, given as (run, task, spec, not
     before), and settle their tasks; a run with nobody to go to is skipped."""
@@ -315,8 +372,7 @@ def _place(
         wake |= placement.wake
     if queued:
         conn.execute(QUEUE, queued)
-    if settle:
-        settle_tasks_alike(conn, placed, RunStatus.PENDING, now=now)
+    settle_tasks_alike(conn, placed, RunStatus.PENDING, now=now)
     plan.lease(leased, now=now)
     for run_id, task_id in skipped:
         move_run(conn, run_id, RunStatus.SKIPPED, now=now, reason=NO_ELIGIBLE_AGENT)
@@ -338,7 +394,7 @@ def dispatch(
     """Queue (or, through ``plan``, lease) the executions of a pending run; without ``plan``,
     on a snapshot of the agents taken now."""
     placing = [(run_id, task_id, spec, not_before)]
-    return _place(conn, placing, now=now, plan=plan or Dispatch(conn), settle=True)
+    return _place(conn, placing, now=now, plan=plan or Dispatch(conn))
 
 
 def execution_row(

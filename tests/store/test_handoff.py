@@ -5,11 +5,14 @@ is not."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
+from typing import Any
 
 import pytest
+from sqlalchemy import event
 
 from octopus.core.enums import ExecutionStatus, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import TaskSpec
@@ -108,6 +111,54 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     assert outcome.free == 1
     # Nothing is left queued for the claim's own store pass.
     assert store.claim("a1", slots=2, now=clock.now, lease_seconds=30).claimed == []
+
+
+@contextmanager
+def statements_of(store: SqlStore) -> Iterator[list[str]]:
+    """The SQL statements the store sends meanwhile, each by its first word."""
+    seen: list[str] = []
+
+    def record(*args: Any) -> None:
+        seen.append(args[2].split(None, 1)[0].upper())
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+
+
+def test_a_handed_create_writes_its_task_run_and_execution_once(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    """Placed before they are inserted, the task and its run are written running: no UPDATE."""
+    add_agent("a1")
+    with statements_of(store) as seen:
+        outcome = create_while_waiting(store, make_spec(), clock.now)
+    assert outcome.created is not None and len(outcome.handed) == 1
+    assert "UPDATE" not in seen, seen
+    [run] = store.list_runs(outcome.created.task.id)
+    assert (run.status, run.started_at) == (RunStatus.RUNNING, clock.now)
+
+
+def test_a_create_with_nobody_to_go_to_is_written_skipped_once(
+    store: SqlStore, clock: FixedClock, make_spec: MakeSpec
+) -> None:
+    with statements_of(store) as seen:
+        created = store.create_task(make_spec(ownership=Ownership.ALL), now=clock.now)
+    assert "UPDATE" not in seen, seen
+    [run] = store.list_runs(created.task.id)
+    assert (run.status, run.reason, run.finished_at) == (
+        RunStatus.SKIPPED,
+        "no eligible agent",
+        clock.now,
+    )
+    assert created.task == store.get_task(created.task.id)
+    assert created.task.status is TaskStatus.FAILED
 
 
 def test_all_hands_one_execution_to_each_waiting_agent_and_queues_the_rest(
