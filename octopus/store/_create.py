@@ -34,8 +34,6 @@ from octopus.store.base import Created, CreatedTasks, Direct, Wake
 from octopus.store.tables import tasks
 
 _BY_KEY = select(tasks).where(tasks.c.idempotency_key == bindparam("p_key"))
-FIRED_STATUS = task_status_after(TaskType.ADHOC, TaskStatus.PENDING, RunStatus.PENDING)
-"""An adhoc task's status once its run is pending (what ``settle_task`` would write)."""
 
 
 def initial_state(spec: TaskSpec, now: datetime) -> tuple[TaskStatus, datetime | None]:

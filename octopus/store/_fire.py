@@ -232,8 +232,8 @@ def fire(
     A run with nobody to go to is ``skipped`` with reason "no eligible agent". Its executions
     become claimable at ``not_before`` (default: now).
     """
-    run_id = insert_run(conn, task_id, fire_time=fire_time, now=now, reason=reason)
-    wake = dispatch(conn, run_id, task_id, spec, now=now, not_before=not_before, plan=plan)
+    run = NewRun(task_id, spec, fire_time=fire_time, reason=reason, not_before=not_before)
+    [run_id], wake = fire_many(conn, [run], now=now, plan=plan or Dispatch(conn))
     return run_id, wake
 
 
