@@ -45,7 +45,7 @@ from octopus.bench.processes import AgentProcess, BenchError, Managed, ServerPro
 from octopus.bench.proxy import Fault, FaultProxy
 from octopus.core.enums import ExecutionStatus, RunStatus
 from octopus.core.retry import LOST_REQUEUE_LIMIT
-from octopus.core.states import EXECUTION_TRANSITIONS, RUN_TERMINAL
+from octopus.core.states import EXECUTION_RELEASES, EXECUTION_TRANSITIONS, RUN_TERMINAL
 
 CLIENT_TIMEOUT_SECONDS = 3.0
 HEARTBEAT_INTERVAL_SECONDS = 0.5
@@ -507,11 +507,13 @@ def _kill_alone(process: Managed) -> None:
 
 
 def _later(status: ExecutionStatus) -> set[ExecutionStatus]:
-    """Every status reachable from ``status`` (samples may skip the ones in between)."""
+    """Every status reachable from ``status`` (samples may skip the ones in between), a
+    hand-back's one move back included."""
     found: set[ExecutionStatus] = set()
     frontier = [status]
     while frontier:
-        for following in EXECUTION_TRANSITIONS[frontier.pop()]:
+        current = frontier.pop()
+        for following in EXECUTION_TRANSITIONS[current] | EXECUTION_RELEASES.get(current, set()):
             if following not in found:
                 found.add(following)
                 frontier.append(following)

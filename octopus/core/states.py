@@ -33,6 +33,15 @@ RUN_TRANSITIONS: Mapping[RunStatus, frozenset[RunStatus]] = {
     **{status: frozenset() for status in RUN_TERMINAL},
 }
 
+# The one move back, kept out of the tables above so that nothing settling statuses can take
+# it: an agent hands back an execution it claimed ahead and never started (``release``). The
+# execution is queued again, and its run (with a one-shot task) is pending again when none of
+# the run's executions has started.
+EXECUTION_RELEASES: Mapping[ExecutionStatus, frozenset[ExecutionStatus]] = {
+    _E.RUNNING: frozenset({_E.QUEUED}),
+}
+RUN_RELEASES: Mapping[RunStatus, frozenset[RunStatus]] = {_R.RUNNING: frozenset({_R.PENDING})}
+
 TASK_TERMINAL: frozenset[TaskStatus] = frozenset(
     {TaskStatus.SUCCEEDED, TaskStatus.FAILED, TaskStatus.CANCELLED}
 )

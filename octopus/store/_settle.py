@@ -13,7 +13,7 @@ from sqlalchemy import Connection, bindparam, case, false, insert, or_, select, 
 from octopus.core.enums import ExecutionStatus, OnLost, Ownership, RunStatus, TaskStatus, TaskType
 from octopus.core.models import Execution
 from octopus.core.retry import AttemptHistory, plan_retry
-from octopus.core.rollup import roll_up, task_status_after
+from octopus.core.rollup import RunRollup, roll_up, task_status_after
 from octopus.core.states import (
     EXECUTION_TRANSITIONS,
     RUN_TERMINAL,
@@ -332,6 +332,31 @@ def _history(conn: Connection, ended: Ended) -> AttemptHistory:
     return AttemptHistory(attempt=ended.attempt, failures=failures, lost=lost)
 
 
+@dataclass(frozen=True, slots=True)
+class RunNow:
+    """A run as settling reads it (locked, on PostgreSQL)."""
+
+    id: int
+    task_id: int
+    status: RunStatus
+
+
+def rolled_up(conn: Connection, run_ids: Iterable[int]) -> list[tuple[RunNow, RunRollup]]:
+    """Each run (read and locked in id order) with the status its executions add up to."""
+    ids = sorted(set(run_ids))
+    if not ids:
+        return []
+    by_run: dict[int, list[_Attempt]] = {run_id: [] for run_id in ids}
+    current = list(conn.execute(_RUNS_TO_SETTLE, {"p_ids": ids}))
+    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}):
+        attempt = _Attempt(row.id, row.retry_of, ExecutionStatus(row.status), row.started_at)
+        by_run[row.run_id].append(attempt)
+    return [
+        (RunNow(run.id, run.task_id, RunStatus(run.status)), roll_up(by_run[run.id]))
+        for run in current
+    ]
+
+
 def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> None:
     """Bring each run's status in line with its executions, then their tasks'.
 
@@ -339,19 +364,10 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
     PostgreSQL) in id order, then their tasks in id order, so concurrent settles never lock
     in a cycle.
     """
-    ids = sorted(set(run_ids))
-    if not ids:
-        return
-    by_run: dict[int, list[_Attempt]] = {run_id: [] for run_id in ids}
-    current = list(conn.execute(_RUNS_TO_SETTLE, {"p_ids": ids}))
-    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}):
-        attempt = _Attempt(row.id, row.retry_of, ExecutionStatus(row.status), row.started_at)
-        by_run[row.run_id].append(attempt)
     moved: list[tuple[int, RunStatus]] = []
     groups: dict[tuple[RunStatus, str | None], list[int]] = {}
-    for run in current:
-        rollup = roll_up(by_run[run.id])
-        if rollup.status not in RUN_TRANSITIONS[RunStatus(run.status)]:
+    for run, rollup in rolled_up(conn, run_ids):
+        if rollup.status not in RUN_TRANSITIONS[run.status]:
             continue  # unchanged, or a move the run's status does not allow
         reason = rollup.summary() if rollup.status in RUN_TERMINAL else None
         groups.setdefault((rollup.status, reason), []).append(run.id)

@@ -368,6 +368,16 @@ class Store(Protocol):
         recorded all the same. Retries and run settling are as for single reports.
         """
 
+    def release_executions(
+        self, agent: str, execution_ids: Sequence[int], *, now: datetime
+    ) -> tuple[list[Finished], Wake]:
+        """Queue again executions ``agent`` claimed and never started, in one transaction,
+        answered in order (``status`` queued, or cancelled for one marked for stopping). Each
+        is fenced on its own, as a batched report is; the attempt number stays; an ``anyone``
+        execution is unassigned; a run with no started execution is pending again, and so is
+        its one-shot task.
+        """
+
     def get_task(self, task_id: int) -> Task:
         """One task; NotFound if absent."""
 

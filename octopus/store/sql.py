@@ -40,6 +40,7 @@ from octopus.store import (
     _dashboard,
     _join_tokens,
     _plugins,
+    _release,
     _removal,
     _retention,
     _schedule,
@@ -257,6 +258,14 @@ class SqlStore:
     ) -> tuple[list[Finished], Wake]:
         """See ``Store.finish_executions``."""
         return self._write(lambda conn: _settle.finish_executions(conn, agent, reports, now=now))
+
+    def release_executions(
+        self, agent: str, execution_ids: Sequence[int], *, now: datetime
+    ) -> tuple[list[Finished], Wake]:
+        """See ``Store.release_executions``."""
+        return self._write(
+            lambda conn: _release.release_executions(conn, agent, execution_ids, now=now)
+        )
 
     def get_task(self, task_id: int) -> Task:
         """See ``Store.get_task``."""

@@ -1,4 +1,5 @@
-"""Batched reports: an agent records many execution outcomes in one request and transaction."""
+"""Batched reports (an agent records many execution outcomes in one request and transaction) and
+the release of executions an agent claimed ahead and never started."""
 
 from __future__ import annotations
 
@@ -9,7 +10,13 @@ from fastapi import APIRouter
 from octopus.core.enums import ExecutionStatus
 from octopus.core.models import ExecutionError
 from octopus.schemas.agents import ExecutionReport
-from octopus.schemas.reports import ReportBatch, ReportBatchAck, ReportResult
+from octopus.schemas.reports import (
+    ReleaseAck,
+    ReleaseRequest,
+    ReportBatch,
+    ReportBatchAck,
+    ReportResult,
+)
 from octopus.server.auth import AgentIdentity, State
 from octopus.server.clock import utcnow
 from octopus.server.short_writes import store_write
@@ -23,6 +30,7 @@ router = APIRouter(prefix="/api/v1", tags=["agent protocol"])
 REPORTS_PATH = "/agents/{name}/reports"
 REPORTS_ROUTE = router.prefix + REPORTS_PATH
 """The batched reports route's template, the label of its request metrics."""
+RELEASE_PATH = "/agents/{name}/release"
 
 
 def outcome_of(report: ExecutionReport) -> Outcome:
@@ -38,11 +46,12 @@ def outcome_of(report: ExecutionReport) -> Outcome:
     )
 
 
-def _result(finished: Finished) -> ReportResult:
+def _result(finished: Finished, what: str = "a batched report") -> ReportResult:
     if finished.status is not None:
         return ReportResult(id=finished.execution_id, status=finished.status)
     logger.info(
-        "Refused a batched report (%s)",
+        "Refused %s (%s)",
+        what,
         finished.refusal,
         extra={"execution": finished.execution_id},
     )
@@ -70,3 +79,30 @@ async def answer_reports(state: ServerState, name: str, body: ReportBatch) -> Re
     )
     state.notifier.wake(wake)
     return ReportBatchAck(results=[_result(item) for item in finished])
+
+
+@router.post(RELEASE_PATH)
+async def release(body: ReleaseRequest, agent: AgentIdentity, state: State) -> ReleaseAck:
+    """Hand back up to 1,000 executions this agent claimed ahead and has not started, so
+    another agent can take them at once (an agent does this when it finds it holds more work
+    than it can start soon).
+
+    Each goes back to `queued` with the same attempt number; an `anyone` execution is
+    unassigned, one assigned to this agent stays assigned. A run none of whose executions
+    has started is `pending` again, and so is its one-shot task. An execution already marked
+    for stopping ends `cancelled` instead. Each is fenced on its own, as a batched report is:
+    one this agent does not hold while it runs is answered `refused: "fenced"` (or
+    `"not_found"`) and left as it is. One result per execution, in order.
+    """
+    finished, wake = await store_write(
+        state.store,
+        len(body.executions),
+        state.store.release_executions,
+        agent.name,
+        body.executions,
+        now=utcnow(),
+    )
+    state.notifier.wake(wake)
+    released = sum(1 for item in finished if item.status is ExecutionStatus.QUEUED)
+    logger.info("Released %s execution(s)", released, extra={"agent": agent.name})
+    return ReleaseAck(results=[_result(item, "a release") for item in finished])
