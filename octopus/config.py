@@ -117,7 +117,7 @@ class AgentSettings(OctopusSettings):
     join_token: str | None = None
     labels: Annotated[dict[str, str], NoDecode] = Field(default_factory=dict)
     concurrency: int = Field(default=2, ge=1, le=256)
-    prefetch: int = Field(default=64, ge=0, le=512)
+    prefetch: int = Field(default=256, ge=0, le=512)
     """The most executions held beyond ``concurrency`` while recent ones were quick; 0 off."""
     state_dir: Path = Path("./agent-state")
     heartbeat_interval: float = Field(default=10.0, gt=0, le=3600)

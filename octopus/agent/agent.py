@@ -9,7 +9,7 @@ import logging
 import os
 import signal
 import time
-from collections.abc import Coroutine, Mapping
+from collections.abc import Coroutine, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -34,6 +34,7 @@ from octopus.schemas.agents import (
     Heartbeat,
     HeartbeatAck,
 )
+from octopus.schemas.reports import ReleaseRequest
 
 if TYPE_CHECKING:
     from octopus.config import AgentSettings
@@ -72,7 +73,7 @@ class Agent:
         join_token: str | None = None,
         labels: Mapping[str, str] | None = None,
         concurrency: int = 2,
-        prefetch: int = 64,
+        prefetch: int = 256,
         heartbeat_interval: float = 10.0,
         allow_shell: bool = False,
         claim_wait_seconds: float = 25.0,
@@ -137,6 +138,7 @@ class Agent:
             fetch_plugin=self._client.download_plugin,
             reports=self._reports,
             prefetch=self._prefetch,
+            release=self._release,
             max_backoff_seconds=max_backoff_seconds,
             on_slot_freed=self._slot_freed.set,
         )
@@ -362,6 +364,12 @@ class Agent:
                 self._accept(response)
                 if not (response.executions or response.cancel):
                     await self._pause(_EMPTY_CLAIM_PAUSE_SECONDS - (time.monotonic() - began))
+
+    async def _release(self, execution_ids: Sequence[int]) -> set[int]:
+        answer = await self._client.release(
+            self.name, ReleaseRequest(executions=list(execution_ids))
+        )
+        return {result.id for result in answer.results}
 
     async def _claim_once(self) -> ClaimResponse | None:
         """One long-poll; None if it was dropped because a slot freed while it asked for none."""

@@ -27,7 +27,7 @@ from octopus.schemas.agents import (
     OutputChunk,
     ReportAck,
 )
-from octopus.schemas.reports import ReportBatchAck
+from octopus.schemas.reports import ReleaseAck, ReleaseRequest, ReportBatchAck
 
 logger = logging.getLogger(__name__)
 
@@ -146,6 +146,11 @@ class AgentClient:
         content = b'{"reports":[' + b",".join(encoded) + b"]}"
         response = await self._send("POST", f"/agents/{name}/reports", content=content)
         return _parse(response, ReportBatchAck)
+
+    async def release(self, name: str, request: ReleaseRequest) -> ReleaseAck:
+        """Hand back executions claimed ahead and never started; one result per execution."""
+        response = await self._post(f"/agents/{name}/release", request)
+        return _parse(response, ReleaseAck)
 
     async def send_output(self, execution_id: int, chunk: OutputChunk) -> None:
         """Send new output of a running execution.

@@ -30,6 +30,11 @@ _TRUNCATION_RESERVE = 100
 """Characters kept free in a truncated log for the marker between head and tail."""
 
 
+class Withdrawn(Exception):
+    """Raised by ``Executor.run`` for an execution taken back (``withdraw``) before any worker
+    started it."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ExecutionRequest:
     """What to run: one execution of a plugin action, with the plugin file already local."""
@@ -166,6 +171,22 @@ class Executor:
         return tuple(self._jobs)
 
     @property
+    def waiting(self) -> int:
+        """How many executions wait for a worker."""
+        return len(self._waiting)
+
+    def withdraw(self, count: int) -> list[int]:
+        """Take back up to ``count`` of the executions waiting for a worker, newest first: no
+        worker will start them, and their ``run`` raises ``Withdrawn``. Returns their ids."""
+        taken: list[int] = []
+        while self._waiting and len(taken) < count:
+            job = self._waiting.pop()
+            del self._jobs[job.request.id]
+            job.outcome.set_exception(Withdrawn(job.request.id))
+            taken.append(job.request.id)
+        return taken
+
+    @property
     def worker_pids(self) -> tuple[int, ...]:
         """Pids of the live worker processes."""
         return tuple(worker.pid for worker in self._workers if worker.alive)
@@ -188,6 +209,9 @@ class Executor:
         at once. A timeout or a cancel while it runs kills the worker's whole process tree; the
         outcome is then ``timed_out`` or ``cancelled``. Its ``started_at`` is when a worker
         took it (or when it ended, if none did).
+
+        Raises:
+            Withdrawn: ``withdraw`` took it back before a worker started it.
         """
         if request.id in self._jobs:
             raise ValueError(f"execution {request.id} is already running")

@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
 
 from octopus.agent.backoff import Backoff
 from octopus.agent.client import ServerUnavailable
-from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor
+from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor, Withdrawn
 from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import Fetch, PluginCache
 from octopus.agent.prefetch import Prefetch
@@ -28,6 +28,14 @@ from octopus.schemas.agents import ClaimedExecution
 logger = logging.getLogger(__name__)
 
 _DOWNLOAD_ATTEMPTS = 5
+_RELEASE_ATTEMPTS = 5
+
+Release = Callable[[Sequence[int]], Awaitable[set[int]]]
+"""Hands executions back to the server; returns the ids it answered for (released or not)."""
+
+
+class _HandedBack(Exception):
+    """The server took back an execution this agent claimed ahead: it ends here unreported."""
 
 
 class ExecutionRunner:
@@ -47,6 +55,7 @@ class ExecutionRunner:
         fetch_plugin: Fetch,
         reports: ReportSender,
         prefetch: Prefetch,
+        release: Release,
         max_backoff_seconds: float,
         on_slot_freed: Callable[[], None],
     ) -> None:
@@ -59,6 +68,7 @@ class ExecutionRunner:
             fetch_plugin: Downloads a plugin the cache does not hold.
             reports: Delivers each execution's report to the server.
             prefetch: Learns from how long executions take how far ahead to claim.
+            release: Hands back executions claimed ahead that this agent will not start soon.
             max_backoff_seconds: Longest pause between plugin download retries.
             on_slot_freed: Called when an execution ends, so a waiting claim can ask for more.
         """
@@ -68,11 +78,14 @@ class ExecutionRunner:
         self._fetch_plugin = fetch_plugin
         self._reports = reports
         self._prefetch = prefetch
+        self._release = release
         self._max_backoff_seconds = max_backoff_seconds
         self._on_slot_freed = on_slot_freed
         self._held: dict[int, ClaimedExecution] = {}
         self._tasks: set[asyncio.Task[None]] = set()
         self._cancel_before_start: set[int] = set()
+        self._releasing: dict[int, asyncio.Future[bool]] = {}
+        self._hand_back: asyncio.Task[None] | None = None
 
     @property
     def held(self) -> int:
@@ -120,20 +133,28 @@ class ExecutionRunner:
 
     async def abort(self) -> None:
         """Kill every held execution at once; their reports are not queued."""
+        if self._hand_back is not None:
+            self._hand_back.cancel()
         for task in list(self._tasks):
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
     async def _run_one(self, claimed: ClaimedExecution, starts_at: float) -> None:
+        outcome: ExecutionOutcome | None = None
         try:
             outcome = await self._execute(claimed, starts_at)
+        except _HandedBack:
+            logger.debug("Handed back", extra={"execution": claimed.id, "task": claimed.task_id})
         finally:
             self._output.forget(claimed.id)
             del self._held[claimed.id]
             self._cancel_before_start.discard(claimed.id)
             self._on_slot_freed()
+        if outcome is None:
+            return
         if outcome.worker_pid is not None:
             self._prefetch.record((outcome.finished_at - outcome.started_at).total_seconds())
+            self._hand_back_surplus()
         logger.info(
             "Execution %s",
             outcome.status.value,
@@ -152,9 +173,7 @@ class ExecutionRunner:
         if early > 0:
             await asyncio.sleep(early)
         if claimed.id in self._cancel_before_start:
-            return _ended(
-                claimed, ExecutionStatus.CANCELLED, "Cancelled", "the execution was cancelled"
-            )
+            return _cancelled(claimed)
         request = ExecutionRequest(
             id=claimed.id,
             task_id=claimed.task_id,
@@ -166,7 +185,56 @@ class ExecutionRunner:
             kwargs=claimed.kwargs,
             timeout_seconds=claimed.timeout_seconds,
         )
-        return await self._executor.run(request)
+        while True:
+            try:
+                return await self._executor.run(request)
+            except Withdrawn:
+                if await self._releasing.pop(claimed.id):
+                    raise _HandedBack from None
+            # The server was not told, so it is still leased here: run it after all.
+            if claimed.id in self._cancel_before_start:
+                return _cancelled(claimed)
+
+    def _hand_back_surplus(self) -> None:
+        """Hand back the newest waiting executions when more wait than claim-ahead now allows.
+
+        Claim-ahead is sized on recent durations; once executions turn slower, what was
+        claimed ahead would wait while other agents may idle. The margin (twice what is
+        allowed) keeps small swings of the mean from handing work back and forth.
+        """
+        if self._hand_back is not None:
+            return
+        allowed = self._prefetch.allowed
+        surplus = self._executor.waiting - allowed
+        if surplus <= 0 or self._executor.waiting <= 2 * allowed:
+            return
+        loop = asyncio.get_running_loop()
+        taken = {i: loop.create_future() for i in self._executor.withdraw(surplus)}
+        self._releasing.update(taken)
+        self._hand_back = asyncio.create_task(self._send_back(taken))
+
+    async def _send_back(self, taken: dict[int, asyncio.Future[bool]]) -> None:
+        """Tell the server, retrying while it is away; what it did not answer for runs here."""
+        answered: set[int] = set()
+        backoff = Backoff(cap_seconds=self._max_backoff_seconds)
+        try:
+            for attempt in range(1, _RELEASE_ATTEMPTS + 1):
+                try:
+                    answered = await self._release(list(taken))
+                except ServerUnavailable as exc:
+                    logger.warning("Handing back %s execution(s) failed: %s", len(taken), exc)
+                    if attempt < _RELEASE_ATTEMPTS:
+                        await asyncio.sleep(backoff.next_delay())
+                except OctopusError as exc:  # refused: no use asking again
+                    logger.warning("Handing back %s execution(s) refused: %s", len(taken), exc)
+                    break
+                else:
+                    logger.info("Handed back %s execution(s) claimed ahead", len(answered))
+                    break
+        finally:
+            for execution_id, released in taken.items():
+                released.set_result(execution_id in answered)
+            self._hand_back = None
 
     async def _plugin_path(self, claimed: ClaimedExecution) -> Path:
         """The cached plugin file, retrying a download while the server is away (the last
@@ -181,6 +249,10 @@ class ExecutionRunner:
                 logger.warning("Plugin download failed: %s", exc, extra={"execution": claimed.id})
                 await asyncio.sleep(backoff.next_delay())
         return await self._plugins.ensure(claimed.plugin, claimed.plugin_sha256, self._fetch_plugin)
+
+
+def _cancelled(claimed: ClaimedExecution) -> ExecutionOutcome:
+    return _ended(claimed, ExecutionStatus.CANCELLED, "Cancelled", "the execution was cancelled")
 
 
 def _ended(

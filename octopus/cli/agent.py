@@ -57,7 +57,7 @@ def run(
             "--prefetch",
             "OCTOPUS_PREFETCH",
             "Most executions claimed ahead of free workers while recent ones took under "
-            "0.5 s; 0 claims only for free workers (default: 64).",
+            "0.5 s; 0 claims only for free workers (default: 256).",
         ),
     ] = None,
     state_dir: Annotated[

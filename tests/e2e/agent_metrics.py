@@ -9,6 +9,7 @@ from tests.e2e.harness import ApiClient
 CLAIM_ROUTE = "/api/v1/agents/{name}/claim"
 BATCH_REPORT_ROUTE = "/api/v1/agents/{name}/reports"
 SINGLE_REPORT_ROUTE = "/api/v1/executions/{execution_id}/report"
+RELEASE_ROUTE = "/api/v1/agents/{name}/release"
 
 # Greedy: route templates hold braces of their own ({name}).
 _COUNT = re.compile(r"^octopus_http_request_duration_seconds_count\{(?P<labels>.*)\} (?P<n>\S+)$")

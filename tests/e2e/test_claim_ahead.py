@@ -1,5 +1,6 @@
 """Claim-ahead on real agents: quick work is claimed beyond free workers, slow work is not,
-and an execution held waiting for a worker can be cancelled at once."""
+an execution held waiting for a worker can be cancelled at once, and what an agent claimed
+ahead while work looked quick is handed back once it turns slow."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from tests.e2e.agent_metrics import (
     BATCH_REPORT_ROUTE,
     CLAIM_ROUTE,
+    RELEASE_ROUTE,
     SINGLE_REPORT_ROUTE,
     requests_to,
 )
@@ -122,3 +124,28 @@ def test_a_claimed_ahead_execution_waiting_for_a_worker_is_cancelled_at_once(
     assert api.executions(running_id)[0]["status"] == "running"
     api.cancel_task(running_id)
     api.wait_execution(running_id, ["cancelled"], timeout=10)
+
+
+def test_work_claimed_ahead_is_handed_back_when_it_turns_slow(
+    api: ApiClient, agents: AgentFactory
+) -> None:
+    first, second = agents.start(2, concurrency=1)
+    warm = api.create_task("e2eplug.echo", ownership="specific", target=first.name,
+                           labels=agents.labels)  # fmt: skip
+    api.wait_task(warm["id"])  # the first agent has seen quick work: it claims ahead
+    api.ok("POST", f"/api/v1/agents/{second.name}/drain")
+    ids = _bulk(api, [{"plugin": "e2eplug", "action": "sleep", "args": [1],
+                       "labels": agents.labels}] * 6)  # fmt: skip
+    wait_for(
+        lambda: all(api.executions(task_id)[0]["status"] == "running" for task_id in ids),
+        timeout=10,
+        message="the first agent to hold all six",
+    )
+    assert {api.executions(task_id)[0]["agent"] for task_id in ids} == {first.name}
+    api.ok("POST", f"/api/v1/agents/{second.name}/resume")
+    executions = [api.wait_execution(task_id, ["succeeded"], timeout=30) for task_id in ids]
+    assert all(len(attempts) == 1 for attempts in executions), "an execution ran twice"
+    assert {attempts[0]["attempt"] for attempts in executions} == {1}
+    ran_by = [attempts[0]["agent"] for attempts in executions]
+    assert second.name in ran_by, ran_by
+    assert requests_to(api, RELEASE_ROUTE) >= 1

@@ -12,7 +12,13 @@ from typing import Any
 import psutil
 import pytest
 
-from octopus.agent.executor import ExecutionOutcome, ExecutionRequest, Executor, read_bounded_log
+from octopus.agent.executor import (
+    ExecutionOutcome,
+    ExecutionRequest,
+    Executor,
+    Withdrawn,
+    read_bounded_log,
+)
 from octopus.agent.worker_process import WorkerError, worker_environment
 from octopus.core.enums import ExecutionStatus
 from octopus.plugins.loader import sha256_of
@@ -260,6 +266,31 @@ def test_a_cancel_ends_an_execution_waiting_for_a_worker_at_once(tmp_path: Path)
         assert (await running).status is ExecutionStatus.CANCELLED
         after = await h.run("echo", 2)  # the worker freed by the cancel was not lost
         assert after.status is ExecutionStatus.SUCCEEDED
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_withdraw_takes_back_the_newest_waiting_executions_only(tmp_path: Path) -> None:
+    marker = tmp_path / "started"
+
+    async def scenario(h: Harness) -> None:
+        busy = h.request("tree", str(marker), timeout=1.0)
+        running = asyncio.create_task(h.executor.run(busy))
+        await async_wait_for(marker.exists, 10, "the first action to start")
+        waiting = [h.request("echo", index) for index in range(3)]
+        runs = [asyncio.create_task(h.executor.run(request)) for request in waiting]
+        await async_wait_for(lambda: h.executor.waiting == 3, 5, "three to wait")
+        assert h.executor.withdraw(2) == [waiting[2].id, waiting[1].id]
+        assert h.executor.waiting == 1
+        assert h.executor.withdraw(0) == []
+        for withdrawn in runs[1:]:
+            with pytest.raises(Withdrawn):
+                await asyncio.wait_for(withdrawn, 2)  # the worker stays busy for 1 s
+        assert waiting[1].id not in h.executor.running
+        assert (await running).status is ExecutionStatus.TIMED_OUT
+        assert (await runs[0]).result == {"args": [0], "kwargs": {}}
+        again = await h.executor.run(waiting[2])  # a withdrawn execution may be run after all
+        assert again.status is ExecutionStatus.SUCCEEDED
 
     run_with_executor(tmp_path, scenario)
 
