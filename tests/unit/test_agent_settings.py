@@ -23,8 +23,8 @@ def _one_error_line(capsys: pytest.CaptureFixture[str]) -> str:
     return err
 
 
-def test_prefetch_defaults_to_64_and_crosses_into_the_slim_agent() -> None:
-    assert AgentSettings.load().prefetch == 64
+def test_prefetch_defaults_to_256_and_crosses_into_the_slim_agent() -> None:
+    assert AgentSettings.load().prefetch == 256
     assert AgentSettings.load(prefetch=0).prefetch == 0
     assert "prefetch" in FIELDS
 
