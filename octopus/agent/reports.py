@@ -14,7 +14,7 @@ from octopus.agent.executor import ExecutionOutcome
 from octopus.errors import AuthError, Fenced, NotFound, OctopusError
 from octopus.schemas.agents import ExecutionReport
 from octopus.schemas.common import ErrorInfo
-from octopus.schemas.reports import MAX_BATCHED_REPORTS, BatchedReport, ReportBatchAck
+from octopus.schemas.reports import MAX_BATCHED_REPORTS, ReportBatchAck
 
 logger = logging.getLogger(__name__)
 
@@ -84,7 +84,7 @@ class ReportSender:
 
     def submit(self, execution_id: int, report: ExecutionReport) -> None:
         """Queue a report for delivery in the background."""
-        self._pending[execution_id] = _Pending(report, _encode(execution_id, report))
+        self._pending[execution_id] = _Pending(report, batched_json(execution_id, report))
         if self._sender is None or self._sender.done():
             self._sender = asyncio.create_task(self._send_pending())
             self._sender.add_done_callback(_log_crash)
@@ -203,10 +203,11 @@ class ReportSender:
             return
 
 
-def _encode(execution_id: int, report: ExecutionReport) -> bytes:
-    # Built without validation: ``report`` was validated when it was made.
-    batched = BatchedReport.model_construct(execution_id=execution_id, **dict(report))
-    return batched.model_dump_json().encode("utf-8")
+def batched_json(execution_id: int, report: ExecutionReport) -> bytes:
+    """A ``BatchedReport`` as JSON: the report's own JSON (it was validated when made) with
+    the execution's id spliced in first; building a second model per report cost most of
+    the encoding."""
+    return b'{"execution_id":%d,%s' % (execution_id, report.model_dump_json().encode()[1:])
 
 
 def _log_crash(task: asyncio.Task[None]) -> None:

@@ -1,4 +1,5 @@
-"""The execution runner handing back work claimed ahead once it turns slow, with a real worker.
+"""The execution runner handing back work claimed ahead once it turns slow, with a real worker;
+and the report encoding the runner's reports go out in.
 
 The server's side is a stand-in here (the e2e suite covers it against a real server): the
 runner's contract is only what it does with the answer, or with no answer at all.
@@ -17,10 +18,12 @@ from octopus.agent.executor import Executor
 from octopus.agent.output import OutputStreamer
 from octopus.agent.plugin_cache import PluginCache
 from octopus.agent.prefetch import Prefetch
-from octopus.agent.reports import ReportSender
+from octopus.agent.reports import ReportSender, batched_json
 from octopus.agent.runner import ExecutionRunner
 from octopus.plugins.loader import sha256_of
 from octopus.schemas.agents import ClaimedExecution, ExecutionReport
+from octopus.schemas.common import ErrorInfo
+from octopus.schemas.reports import BatchedReport
 from tests.unit.waiting import async_wait_for
 
 PLUGIN = """
@@ -132,3 +135,18 @@ def test_executions_the_server_was_not_told_about_run_here_after_all(tmp_path: P
     assert server.calls == [[4, 3]] * 5  # retried with backoff, then given up
     assert sorted(reports.sent) == [1, 2, 3, 4]
     assert reports.sent[4].result == 4
+
+
+def test_a_report_is_sent_as_the_batched_report_the_server_reads() -> None:
+    started = datetime(2026, 12, 4, 23, 0, tzinfo=UTC)
+    report = ExecutionReport(
+        status="failed",
+        result={"n": [1, 2.5, None], "s": 'é\u2028"q"'},
+        error=ErrorInfo(type="ValueError", message="bad", traceback="line"),
+        log="out\n",
+        log_truncated=True,
+        started_at=started,
+        finished_at=started + timedelta(seconds=1),
+    )
+    sent = BatchedReport.model_validate_json(batched_json(42, report))
+    assert sent == BatchedReport(execution_id=42, **dict(report))
