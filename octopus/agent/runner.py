@@ -69,7 +69,7 @@ class ExecutionRunner:
             reports: Delivers each execution's report to the server.
             prefetch: Learns from how long executions take how far ahead to claim.
             release: Hands back executions claimed ahead that this agent will not start soon.
-            max_backoff_seconds: Longest pause between plugin download retries.
+            max_backoff_seconds: Longest pause between plugin download or release retries.
             on_slot_freed: Called when an execution ends, so a waiting claim can ask for more.
         """
         self._executor = executor
@@ -205,11 +205,11 @@ class ExecutionRunner:
         if self._hand_back is not None:
             return
         allowed = self._prefetch.allowed
-        surplus = self._executor.waiting - allowed
-        if surplus <= 0 or self._executor.waiting <= 2 * allowed:
+        waiting = self._executor.waiting
+        if waiting <= 2 * allowed:
             return
         loop = asyncio.get_running_loop()
-        taken = {i: loop.create_future() for i in self._executor.withdraw(surplus)}
+        taken = {i: loop.create_future() for i in self._executor.withdraw(waiting - allowed)}
         self._releasing.update(taken)
         self._hand_back = asyncio.create_task(self._send_back(taken))
 
