@@ -52,6 +52,8 @@ HEARTBEAT_INTERVAL_SECONDS = 0.5
 LABELS = "chaos=yes"
 NETWORK_FAULTS = (Fault.DELAY, Fault.BLACKHOLE, Fault.RESET, Fault.DROP_RESPONSES)
 REQUEST_TIMEOUT_SECONDS = 5.0
+RELEASE_ROUTE = "/api/v1/agents/{name}/release"
+"""The hand-back route, as the server's request metrics name it."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -62,6 +64,10 @@ class ChaosOptions:
     agents: int = 20
     concurrency: int = 2
     action_seconds: float = 0.05
+    slow_every: int = 0
+    """Every Nth task's action takes ``slow_seconds`` instead (0: none): a mix that moves the
+    agents' claim-ahead, so they hand back work they claimed ahead."""
+    slow_seconds: float = 1.0
     minutes: float | None = None
     """Soak: keep creating tasks and injecting faults for this long (``tasks`` per minute)."""
     fault_gap_seconds: tuple[float, float] = (0.5, 2.0)
@@ -85,6 +91,8 @@ class ChaosReport:
     events: Counter[str] = field(default_factory=Counter)
     extra_starts: int = 0
     """Action starts beyond one per task: each needs a lost lease to be allowed."""
+    release_requests: int = 0
+    """Hand-backs of executions claimed ahead the server answered (since it last started)."""
     violations: list[str] = field(default_factory=list)
     elapsed_seconds: float = 0.0
     memory_mb: list[float] = field(default_factory=list)
@@ -109,6 +117,7 @@ class ChaosReport:
             "executions": dict(self.executions),
             "events": dict(self.events),
             "extra_starts": self.extra_starts,
+            "release_requests": self.release_requests,
             "violations": self.violations[:50],
             "elapsed_seconds": round(self.elapsed_seconds, 1),
             "server_rss_mb": self.memory_mb,
@@ -195,6 +204,7 @@ class ChaosRun:
             watcher.join()
             self._check()
             self._check_orphans()
+            self._count_releases()
         finally:
             self.stop_chaos.set()
             self.stop_watching.set()
@@ -263,7 +273,7 @@ class ChaosRun:
         body = {
             "plugin": PLUGIN_NAME,
             "action": "record",
-            "args": [str(self.markers / key), self.options.action_seconds],
+            "args": [str(self.markers / key), self._action_seconds(number)],
             "labels": dict([LABELS.split("=")]),
         }
         deadline = time.monotonic() + 120
@@ -397,6 +407,21 @@ class ChaosRun:
         self.report.violations.append(
             f"not every accepted task finished within {self.options.settle_seconds:g} s"
         )
+
+    def _action_seconds(self, number: int) -> float:
+        every = self.options.slow_every
+        slow = every > 0 and number % every == every - 1
+        return self.options.slow_seconds if slow else self.options.action_seconds
+
+    def _count_releases(self) -> None:
+        with contextlib.suppress(httpx.HTTPError):
+            metrics = self.http.get(self._url("/metrics")).text
+            self.report.release_requests = sum(
+                int(float(line.rsplit(" ", 1)[1]))
+                for line in metrics.splitlines()
+                if line.startswith("octopus_http_request_duration_seconds_count{")
+                and f'route="{RELEASE_ROUTE}"' in line
+            )
 
     def _count(self, status: str) -> int:
         response = self.http.get(self._url("/api/v1/tasks"), params={"status": status, "limit": 1})

@@ -32,6 +32,7 @@ def _table(report: ChaosReport) -> Table:
         "executions": dict(report.executions),
         "faults injected": dict(report.events),
         "extra action starts (each after a lost lease)": report.extra_starts,
+        "hand-backs of work claimed ahead (since the server last started)": report.release_requests,
         "server RSS per minute (MB)": report.memory_mb,
         "agent RSS per minute, mean (MB)": report.agent_memory_mb,
         "create p99 per minute (ms)": report.create_p99_ms,
@@ -49,6 +50,14 @@ def chaos(
     ] = 10_000,
     agents: Annotated[int, typer.Option(min=1, help="Agents, each with --concurrency slots.")] = 20,
     concurrency: Annotated[int, typer.Option(min=1, help="Slots per agent.")] = 2,
+    slow_every: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Every Nth task takes 1 s instead of 0.05 s (0: none): the agents' claim-ahead "
+            "moves, so they hand back what they claimed ahead.",
+        ),
+    ] = 0,
     minutes: Annotated[
         float | None,
         typer.Option(min=0.1, help="Soak: go on this long, then check.", show_default=False),
@@ -80,8 +89,8 @@ def chaos(
     Exits 1 when an invariant was violated (each is printed).
     """
     options = ChaosOptions(
-        tasks=tasks, agents=agents, concurrency=concurrency, minutes=minutes,
-        kill_server=kill_server, database_url=database_url,
+        tasks=tasks, agents=agents, concurrency=concurrency, slow_every=slow_every,
+        minutes=minutes, kill_server=kill_server, database_url=database_url,
     )  # fmt: skip
     if seed is not None:
         options = dataclasses.replace(options, seed=seed)

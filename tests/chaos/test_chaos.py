@@ -58,8 +58,19 @@ def test_nothing_is_lost_or_doubled_beyond_the_bound_on_postgres(
 def test_a_run_without_server_kills_still_holds_under_the_other_faults(tmp_path: Path) -> None:
     # The form for a long soak (`octopus bench chaos --minutes N --no-kill-server`), where the
     # server must live the whole time for its memory figures to mean anything.
+    # Every fourth task is slow, so the agents' claim-ahead moves and they hand work back
+    # while the faults go on (1 to 6 hand-backs in four runs here; the report prints them):
+    # the hand-back's one move back must keep every invariant. The e2e claim-ahead tests
+    # prove the hand-back itself.
     options = dataclasses.replace(
-        SHORT, tasks=60, agents=2, action_seconds=0.1, chaos_seconds=8, kill_server=False
+        SHORT,
+        tasks=60,
+        agents=2,
+        action_seconds=0.1,
+        slow_every=4,
+        slow_seconds=1.0,
+        chaos_seconds=8,
+        kill_server=False,
     )
     report = run(options, tmp_path)
     assert report.violations == [], "\n".join(report.violations)

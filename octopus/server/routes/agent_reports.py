@@ -31,6 +31,8 @@ REPORTS_PATH = "/agents/{name}/reports"
 REPORTS_ROUTE = router.prefix + REPORTS_PATH
 """The batched reports route's template, the label of its request metrics."""
 RELEASE_PATH = "/agents/{name}/release"
+RELEASE_ROUTE = router.prefix + RELEASE_PATH
+"""The release route's template, the label of its request metrics."""
 
 
 def outcome_of(report: ExecutionReport) -> Outcome:
