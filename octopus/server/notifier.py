@@ -38,7 +38,8 @@ class Waiter:
     woken: asyncio.Event = field(default_factory=asyncio.Event)
     open: bool = False
     gone: bool = False
-    """The client hung up: the claim must neither take nor reserve anything more."""
+    """The claim must neither take nor reserve anything more: its client hung up, or its agent
+    handed work back (the slots it asked for are stale)."""
     reserved: int = 0
     handed: list[Claimed] = field(default_factory=list)
 
@@ -187,6 +188,15 @@ class Notifier:
             waiter.open = False
             waiter.gone = True
         waiter.woken.set()
+
+    def answer_now(self, agent: str) -> None:
+        """``agent`` handed back work it claimed ahead: its waiting claims answer now with what
+        they hold, so it asks again for what it can take now instead of a stale claim taking
+        the handed-back work right back."""
+        with self._lock:
+            waiters = list(self._waiters.get(agent, ()))
+        for waiter in waiters:
+            self.leave(waiter)
 
     @contextmanager
     def handing(self, lease_seconds: float) -> Iterator[Handoff]:

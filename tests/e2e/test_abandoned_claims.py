@@ -1,10 +1,12 @@
 """A long-poll claim whose client hung up leases nothing: work created afterwards stays queued
-for the agent's next, live claim (it used to be leased to the dead connection and lost)."""
+for the agent's next, live claim (it used to be leased to the dead connection and lost). And a
+waiting claim of an agent that hands work back answers at once rather than taking it back."""
 
 from __future__ import annotations
 
 import threading
 import uuid
+from typing import Any
 
 import httpx
 
@@ -55,3 +57,33 @@ def _ignore_timeout(http: httpx.Client, name: str, headers: dict[str, str]) -> N
         http.post(f"/agents/{name}/claim", json={"slots": 2, "wait_seconds": 20}, headers=headers)
     except httpx.TimeoutException:
         pass
+
+
+def test_a_hand_back_answers_the_agents_waiting_claim_without_taking_the_work_back(
+    server: ServerProcess, api: ApiClient
+) -> None:
+    name = f"handback-{uuid.uuid4().hex[:8]}"
+    headers = _enroll(server, name)
+    task = api.create_task("e2eplug.echo", "x", ownership="specific", target=name)
+    answers: list[dict[str, Any]] = []
+    with httpx.Client(base_url=server.url + "/api/v1", headers=headers, timeout=30) as http:
+
+        def claim(slots: int, wait_seconds: float) -> dict[str, Any]:
+            body = {"slots": slots, "wait_seconds": wait_seconds}
+            response = http.post(f"/agents/{name}/claim", json=body)
+            assert response.status_code == 200, response.text
+            answer: dict[str, Any] = response.json()
+            return answer
+
+        (taken,) = claim(1, 0)["executions"]
+        # A claim sent while the work still looked quick: it waits, since nothing is queued.
+        waiting = threading.Thread(target=lambda: answers.append(claim(4, 20)), name="waiting")
+        waiting.start()
+        stays(lambda: True, 0.5)
+        released = http.post(f"/agents/{name}/release", json={"executions": [taken["id"]]})
+        assert released.json()["results"][0]["status"] == "queued", released.text
+        waiting.join(5)
+        assert not waiting.is_alive(), "the waiting claim did not answer"
+    assert answers == [{"executions": [], "cancel": []}]
+    assert [e["status"] for e in api.executions(task["id"])] == ["queued"]
+    api.cancel_task(task["id"])

@@ -94,7 +94,9 @@ async def release(body: ReleaseRequest, agent: AgentIdentity, state: State) -> R
     has started is `pending` again, and so is its one-shot task. An execution already marked
     for stopping ends `cancelled` instead. Each is fenced on its own, as a batched report is:
     one this agent does not hold while it runs is answered `refused: "fenced"` (or
-    `"not_found"`) and left as it is. One result per execution, in order.
+    `"not_found"`) and left as it is. One result per execution, in order. The agent's waiting
+    claims answer at once with what they hold, so it claims again with its current slots
+    rather than a claim sent earlier taking the work back.
     """
     finished, wake = await store_write(
         state.store,
@@ -104,6 +106,7 @@ async def release(body: ReleaseRequest, agent: AgentIdentity, state: State) -> R
         body.executions,
         now=utcnow(),
     )
+    state.notifier.answer_now(agent.name)
     state.notifier.wake(wake)
     released = sum(1 for item in finished if item.status is ExecutionStatus.QUEUED)
     logger.info("Released %s execution(s)", released, extra={"agent": agent.name})
