@@ -232,7 +232,10 @@ class Notifier:
     def _settle(self, handoff: Handoff) -> None:
         for agent, taken in handoff.taken.items():
             mine = [claimed for claimed in handoff.handed if claimed.execution.agent == agent]
-            taken.waiter.loop.call_soon_threadsafe(self._deliver, taken, mine)
+            if _running_loop() is taken.waiter.loop:
+                self._deliver(taken, mine)
+            else:
+                taken.waiter.loop.call_soon_threadsafe(self._deliver, taken, mine)
 
     def _deliver(self, taken: _Taken, handed: list[Claimed]) -> None:
         waiter = taken.waiter
@@ -241,3 +244,10 @@ class Notifier:
             waiter.handed += handed
             waiter.free += taken.slots - len(handed)
         waiter.woken.set()
+
+
+def _running_loop() -> asyncio.AbstractEventLoop | None:
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:  # a worker thread
+        return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 from datetime import datetime
 from typing import Annotated
@@ -166,9 +167,12 @@ async def store_create(
 ) -> Created:
     """Validate and store a new task (on the event loop when that is quick, see
     ``store_write``); an error here has stored nothing."""
-    return await store_write(
+    created = await store_write(
         state.store, _execution_rows(body), _create, body, state, idempotency_key, actor
     )
+    if created.handed:
+        await asyncio.sleep(0)
+    return created
 
 
 def created_answer(state: ServerState, created: Created) -> TaskRead:
