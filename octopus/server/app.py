@@ -24,6 +24,7 @@ from octopus.server.clock import utcnow
 from octopus.server.dashboard import mount_dashboard
 from octopus.server.errors import install_error_handlers
 from octopus.server.fast_lane import FastLane
+from octopus.server.http_protocol import CoalescingHttpToolsProtocol
 from octopus.server.local_agents import LocalAgents
 from octopus.server.loops import every
 from octopus.server.metrics import Metrics, RequestTimer
@@ -207,6 +208,7 @@ def run_server(
         port=settings.server_port,
         log_config=None,
         timeout_graceful_shutdown=5,
+        http=CoalescingHttpToolsProtocol,
     )
     # Local agents back off and retry until the server listens, so they can start first.
     local.start()
