@@ -11,6 +11,7 @@ from sqlalchemy import Connection, RowMapping, func, insert, select
 
 from octopus.core.audit import AuditAction, AuditEntry, AuditFilter, AuditNote, task_subject
 from octopus.core.models import JSON, TaskSpec
+from octopus.store import _prepared as prepared
 from octopus.store.base import Created, CreatedTasks, Fired
 from octopus.store.tables import audit_log
 
@@ -32,7 +33,7 @@ _INSERT = insert(audit_log)
 
 def record(conn: Connection, note: AuditNote, *, now: datetime) -> None:
     """Insert one entry on ``conn``: it commits or rolls back with the change it records."""
-    conn.execute(_INSERT, _values(note, now))
+    prepared.rows(conn, _INSERT, _values(note, now))
 
 
 def note(

@@ -15,7 +15,9 @@ from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
 from octopus.core.models import TaskSpec
 from octopus.core.states import RUN_TERMINAL
+from octopus.store import _prepared as prepared
 from octopus.store._dialect import insert_returning_ids
+from octopus.store._prepared import Record
 from octopus.store._records import execution_from_row
 from octopus.store._settle import (
     move_run,
@@ -57,13 +59,13 @@ def agent_loads(conn: Connection) -> list[AgentLoad]:
     """Every agent that is not revoked, with the executions queued or running on it."""
     return [
         AgentLoad(
-            name=row.name,
-            status=AgentStatus(row.status),
-            labels=row.labels,
-            concurrency=row.concurrency,
-            assigned=row.assigned,
+            name=row["name"],
+            status=AgentStatus(row["status"]),
+            labels=row["labels"],
+            concurrency=row["concurrency"],
+            assigned=row["assigned"],
         )
-        for row in conn.execute(_AGENT_LOADS)
+        for row in prepared.rows(conn, _AGENT_LOADS)
     ]
 
 
@@ -158,7 +160,7 @@ class Dispatch:
             return
         rows = [row for row, _ in leased]
         stmt = _insert_returning_rows(executions)
-        started = [execution_from_row(row) for row in self._conn.execute(stmt, rows).mappings()]
+        started = [execution_from_row(row) for row in _inserted_rows(self._conn, stmt, rows)]
         if start_runs_too:
             start_runs(self._conn, (execution.run_id for execution in started), now=now)
         self.moved.update((execution.task_id, RunStatus.RUNNING) for execution in started)
@@ -185,9 +187,9 @@ class Dispatch:
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
             return None
         if spec.plugin not in self._sha256:
-            self._sha256[spec.plugin] = self._conn.execute(
-                _PLUGIN_SHA256, {"p_name": spec.plugin}
-            ).scalar()
+            self._sha256[spec.plugin] = prepared.scalar(
+                self._conn, _PLUGIN_SHA256, {"p_name": spec.plugin}
+            )
         sha256 = self._sha256[spec.plugin]
         nth = self._leased_to.get(load.name, 0) + 1
         if sha256 is None or not self._direct.take(load.name, nth, ahead):
@@ -209,6 +211,13 @@ class Dispatch:
                 load = self._loads[name]
                 self._loads[name] = replace(load, assigned=load.assigned + 1)
         return names
+
+
+def _inserted_rows(conn: Connection, stmt: Insert, rows: list[dict[str, Any]]) -> Sequence[Record]:
+    """Insert ``rows`` with ``stmt`` (RETURNING), their stored rows in the order given."""
+    if len(rows) == 1:
+        return prepared.rows(conn, stmt, rows[0])
+    return conn.execute(stmt, rows).mappings().all()
 
 
 @cache

@@ -5,8 +5,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import RowMapping
-
 from octopus.core.enums import (
     AgentStatus,
     ExecutionStatus,
@@ -31,6 +29,7 @@ from octopus.core.models import (
     Task,
     TaskSpec,
 )
+from octopus.store._prepared import Record
 from octopus.store.tables import executions
 
 
@@ -63,7 +62,7 @@ def spec_values(spec: TaskSpec) -> dict[str, Any]:
     }
 
 
-def spec_from_row(row: RowMapping) -> TaskSpec:
+def spec_from_row(row: Record) -> TaskSpec:
     """The TaskSpec held by a ``tasks`` row."""
     return TaskSpec(
         name=row["name"],
@@ -92,7 +91,7 @@ def spec_from_row(row: RowMapping) -> TaskSpec:
     )
 
 
-def task_from_row(row: RowMapping) -> Task:
+def task_from_row(row: Record) -> Task:
     """A Task from a ``tasks`` row."""
     last = row["last_run_status"]
     return Task(
@@ -109,7 +108,7 @@ def task_from_row(row: RowMapping) -> Task:
     )
 
 
-def run_from_row(row: RowMapping) -> Run:
+def run_from_row(row: Record) -> Run:
     """A Run from a ``runs`` row."""
     return Run(
         id=row["id"],
@@ -144,7 +143,7 @@ EXECUTION_COLUMNS = tuple(column for column in executions.c if column.name != "l
 its own where it is shown), so reading executions never drags their logs along."""
 
 
-def execution_from_row(row: RowMapping) -> Execution:
+def execution_from_row(row: Record) -> Execution:
     """An Execution from an ``executions`` row."""
     return Execution(
         id=row["id"],
@@ -166,7 +165,7 @@ def execution_from_row(row: RowMapping) -> Execution:
     )
 
 
-def agent_from_row(row: RowMapping) -> Agent:
+def agent_from_row(row: Record) -> Agent:
     """An Agent from an ``agents`` row."""
     facts = AgentFacts(
         hostname=row["hostname"],
@@ -247,7 +246,7 @@ def actions_from_json(value: list[dict[str, Any]]) -> tuple[ActionSpec, ...]:
     )
 
 
-def plugin_from_row(row: RowMapping) -> Plugin:
+def plugin_from_row(row: Record) -> Plugin:
     """A Plugin from a ``plugins`` row (without its source)."""
     return Plugin(
         name=row["name"],
