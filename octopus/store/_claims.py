@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
 
-from sqlalchemy import Connection, Row, bindparam, case, func, select, update
+from sqlalchemy import Connection, bindparam, case, func, select, update
 
 from octopus.core.dispatch import labels_match
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership
 from octopus.core.models import Execution, ExecutionError
 from octopus.errors import Fenced, NotFound
+from octopus.store import _prepared as prepared
 from octopus.store._dialect import lock_for_claim
+from octopus.store._prepared import Record
 from octopus.store._records import EXECUTION_COLUMNS, execution_from_row
 from octopus.store._settle import (
     Ended,
@@ -111,26 +113,27 @@ def claim_executions(
 ) -> list[Claimed]:
     """Lease up to ``slots`` executions due by ``due_by`` (default ``now``) to an online agent:
     its own first, then anyone's."""
-    row = conn.execute(_AGENT_ROW, {"b_agent": agent}).first()
-    if row is None or row.status != AgentStatus.ONLINE.value or slots <= 0:
+    row = prepared.first_row(conn, _AGENT_ROW, {"b_agent": agent})
+    if row is None or row["status"] != AgentStatus.ONLINE.value or slots <= 0:
         return []
     due = now if due_by is None else due_by
-    candidates = list(conn.execute(_ASSIGNED, {"b_agent": agent, "b_now": due, "b_limit": slots}))
+    params = {"b_agent": agent, "b_now": due, "b_limit": slots}
+    candidates = list(prepared.rows(conn, _ASSIGNED, params))
     if len(candidates) < slots:
-        candidates += _unassigned(conn, row.labels, slots=slots - len(candidates), now=due)
+        candidates += _unassigned(conn, row["labels"], slots=slots - len(candidates), now=due)
     if not candidates:
         return []
     params = {
-        "b_ids": [candidate.id for candidate in candidates],
+        "b_ids": [candidate["id"] for candidate in candidates],
         "b_agent": agent,
         "b_started": now,
         "b_lease": now + timedelta(seconds=lease_seconds),
     }
     started = sorted(
-        (execution_from_row(row) for row in conn.execute(_START, params).mappings()),
+        (execution_from_row(row) for row in prepared.rows(conn, _START, params)),
         key=lambda execution: execution.id,
     )
-    by_id = {candidate.id: candidate for candidate in candidates}
+    by_id = {candidate["id"]: candidate for candidate in candidates}
     claimed = [_claimed(e, by_id[e.id]) for e in started if e.plugin_sha256 is not None]
     failed = [
         ended
@@ -145,7 +148,7 @@ def claim_executions(
 
 def _unassigned(
     conn: Connection, labels: dict[str, str], *, slots: int, now: datetime
-) -> list[Row[Any]]:
+) -> Sequence[Record]:
     """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy.
 
     Labels are matched in Python over an unlocked scan of ids and labels only; the matches
@@ -155,15 +158,15 @@ def _unassigned(
     matched: list[int] = []
     after = 0
     for _ in range(SCAN_LIMIT // SCAN_PAGE):
-        page = list(conn.execute(_UNASSIGNED_PAGE, {"b_now": now, "b_after": after}))
-        matched += [row.id for row in page if labels_match(labels, row.labels)]
+        page = prepared.rows(conn, _UNASSIGNED_PAGE, {"b_now": now, "b_after": after})
+        matched += [row["id"] for row in page if labels_match(labels, row["labels"])]
         if len(matched) >= slots * CANDIDATES_PER_SLOT or len(page) < SCAN_PAGE:
             break
-        after = page[-1].id
+        after = page[-1]["id"]
     if not matched:
         return []
     params = {"b_now": now, "b_ids": matched, "b_limit": slots}
-    return list(conn.execute(_UNASSIGNED_MATCHED, params))
+    return prepared.rows(conn, _UNASSIGNED_MATCHED, params)
 
 
 def _fail_missing_plugin(
@@ -175,15 +178,15 @@ def _fail_missing_plugin(
     return [ended] if ended is not None else []
 
 
-def _claimed(execution: Execution, candidate: Row[Any]) -> Claimed:
+def _claimed(execution: Execution, candidate: Record) -> Claimed:
     assert execution.plugin_sha256 is not None  # claims without a plugin fail instead
     return Claimed(
         execution=execution,
-        plugin=candidate.plugin,
-        action=candidate.action,
-        args=candidate.args,
-        kwargs=candidate.kwargs,
-        timeout_seconds=candidate.timeout_seconds,
+        plugin=candidate["plugin"],
+        action=candidate["action"],
+        args=candidate["args"],
+        kwargs=candidate["kwargs"],
+        timeout_seconds=candidate["timeout_seconds"],
         plugin_sha256=execution.plugin_sha256,
     )
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
 from sqlalchemy import Connection, Insert, Select, Update
@@ -25,7 +26,7 @@ from sqlalchemy.engine import Dialect
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
-from sqlalchemy.sql.selectable import ReturnsRows
+from sqlalchemy.sql.selectable import ReturnsRows, TableClause
 
 Statement = Select[Any] | Insert | Update
 Row = Mapping[str, Any]
@@ -46,15 +47,16 @@ class _Compiled:
     """Each result column's name and its type's conversion."""
     expands: bool
     """Whether a parameter is a list (``IN``) rendered per call, one placeholder per item."""
+    fixed: Mapping[str, Any]
+    """The values of parameters the statement carries itself (``status = 'queued'``)."""
 
     def statement(self, given: Row) -> tuple[str, list[Any]]:
         """The SQL and its positional values for one set of parameters."""
         if not self.expands:
-            merged = self.compiled.construct_params(dict(given))
-            values = [
-                merged[name] if convert is None else convert(merged[name])
-                for name, convert in self.binds
-            ]
+            values = []
+            for name, convert in self.binds:
+                raw = given[name] if name in given else self.fixed[name]
+                values.append(raw if convert is None else convert(raw))
             return self.sql, values
         state = self.compiled.construct_expanded_state(dict(given))
         assert state.positiontup is not None
@@ -74,7 +76,8 @@ def rows(conn: Connection, stmt: Statement, params: Row | None = None) -> Sequen
     given = _complete(stmt, params or {})
     compiled = _prepare(conn, stmt, given)
     if compiled is None:
-        return conn.execute(stmt, dict(given)).mappings().all()
+        result = conn.execute(stmt, dict(given))
+        return result.mappings().all() if result.returns_rows else []
     sql, values = compiled.statement(given)
     cursor = _cursor(conn)
     try:
@@ -94,14 +97,20 @@ def rows(conn: Connection, stmt: Statement, params: Row | None = None) -> Sequen
     ]
 
 
+def first_row(conn: Connection, stmt: Statement, params: Row | None = None) -> Record | None:
+    """The first row of ``stmt``'s result, or None without any."""
+    found = rows(conn, stmt, params)
+    return found[0] if found else None
+
+
 def scalar(conn: Connection, stmt: Statement, params: Row | None = None) -> Any:
     """The first column of the first row of ``stmt``'s result, or None without a row."""
     found = rows(conn, stmt, params)
     return next(iter(found[0].values())) if found else None
 
 
-def execute_many(conn: Connection, stmt: Insert, params: Sequence[Row]) -> None:
-    """Run an INSERT once per row of ``params`` (all with the same keys), without results."""
+def execute_many(conn: Connection, stmt: Insert | Update, params: Sequence[Row]) -> None:
+    """Run ``stmt`` once per row of ``params`` (all with the same keys), without results."""
     if not params:
         return
     given = [_complete(stmt, row) for row in params]
@@ -125,11 +134,20 @@ def _complete(stmt: Statement, given: Row) -> Row:
     if not isinstance(stmt, Insert):
         return given
     filled = dict(given)
-    for column in stmt.table.columns:
-        default = column.default
-        if column.key not in filled and isinstance(default, ScalarElementColumnDefault):
-            filled[column.key] = default.arg
+    for key, value in _defaults(stmt.table):
+        if key not in filled:
+            filled[key] = value
     return filled
+
+
+@cache
+def _defaults(table: TableClause) -> tuple[tuple[str, Any], ...]:
+    """Each column of ``table`` with a plain default, and that default."""
+    return tuple(
+        (column.key, column.default.arg)
+        for column in table.columns
+        if isinstance(column.default, ScalarElementColumnDefault)
+    )
 
 
 def _prepare(conn: Connection, stmt: Statement, given: Row) -> _Compiled | None:
@@ -175,7 +193,10 @@ def _compile(stmt: Statement, dialect: Dialect, keys: list[str]) -> _Compiled | 
         (str(column.key), column.type.dialect_impl(dialect).result_processor(dialect, None))
         for column in returned
     )
-    return _Compiled(compiled.string, compiled, binds, columns, expands)
+    fixed = {
+        name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
+    }
+    return _Compiled(compiled.string, compiled, binds, columns, expands, fixed)
 
 
 def _cursor(conn: Connection) -> Any:

@@ -22,8 +22,10 @@ from octopus.core.states import (
     check_transition,
     sources_of,
 )
+from octopus.store import _prepared as prepared
 from octopus.store._changes import changes_of
 from octopus.store._dialect import lock_in_order, lock_row
+from octopus.store._prepared import Record
 from octopus.store._records import error_to_json, execution_from_row
 from octopus.store.base import ExecutionStarted, Finished, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
@@ -153,19 +155,19 @@ def finish_executions(
         )
     ids = sorted({execution_id for execution_id, _ in reports})
     held = {
-        row.id: Ended(
-            row.id,
-            row.run_id,
-            row.task_id,
-            Ownership(row.ownership),
-            row.agent,
-            row.attempt,
-            row.retry_of,
-            ExecutionStatus(row.status),
-            row.queued_at,
-            row.started_at,
+        row["id"]: Ended(
+            row["id"],
+            row["run_id"],
+            row["task_id"],
+            Ownership(row["ownership"]),
+            row["agent"],
+            row["attempt"],
+            row["retry_of"],
+            ExecutionStatus(row["status"]),
+            row["queued_at"],
+            row["started_at"],
         )
-        for row in conn.execute(_HELD, {"p_ids": ids})
+        for row in prepared.rows(conn, _HELD, {"p_ids": ids})
     }
     ended: list[Ended] = []
     finished: list[Finished] = []
@@ -190,8 +192,7 @@ def finish_executions(
         ended.append(execution)
         finished.append(Finished(execution_id=execution_id, status=outcome.status))
     for with_start, batch in writes.items():
-        if batch:
-            conn.execute(_end_statement(with_start, returning=False), batch)
+        prepared.execute_many(conn, _end_statement(with_start, returning=False), batch)
     return finished, conclude(conn, ended, now=now)
 
 
@@ -211,7 +212,8 @@ def conclude(
     """
     wake = Wake()
     if ended:
-        owners = {row.run_id: row for row in conn.execute(_OWNERS, {"p_ids": _ids(ended)})}
+        found = prepared.rows(conn, _OWNERS, {"p_ids": _ids(ended)})
+        owners = {row["run_id"]: row for row in found}
         for execution in ended:
             wake |= _retry(conn, execution, owners[execution.run_id], now=now)
     settle_runs(conn, [*(e.run_id for e in ended), *also], now=now)
@@ -268,19 +270,19 @@ class _Attempt:
 _NEVER_RETRIED = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.CANCELLED})
 
 
-def _retry(conn: Connection, ended: Ended, owner: Any, *, now: datetime) -> Wake:
-    task_type = TaskType(owner.type)
-    _record_start(conn, ended, task_type, owner.run_fire_time)
-    if owner.status == TaskStatus.CANCELLED.value or ended.status in _NEVER_RETRIED:
+def _retry(conn: Connection, ended: Ended, owner: Record, *, now: datetime) -> Wake:
+    task_type = TaskType(owner["type"])
+    _record_start(conn, ended, task_type, owner["run_fire_time"])
+    if owner["status"] == TaskStatus.CANCELLED.value or ended.status in _NEVER_RETRIED:
         return Wake()
     plan = plan_retry(
         outcome=ended.status,
         ownership=ended.ownership,
         agent=ended.agent,
         history=_history(conn, ended),
-        max_retries=owner.max_retries,
-        backoff_seconds=owner.retry_backoff_seconds,
-        on_lost=OnLost(owner.on_lost),
+        max_retries=owner["max_retries"],
+        backoff_seconds=owner["retry_backoff_seconds"],
+        on_lost=OnLost(owner["on_lost"]),
     )
     if plan is None:
         return Wake()
@@ -347,12 +349,13 @@ def rolled_up(conn: Connection, run_ids: Iterable[int]) -> list[tuple[RunNow, Ru
     if not ids:
         return []
     by_run: dict[int, list[_Attempt]] = {run_id: [] for run_id in ids}
-    current = list(conn.execute(_RUNS_TO_SETTLE, {"p_ids": ids}))
-    for row in conn.execute(_RUNS_EXECUTIONS, {"p_ids": ids}):
-        attempt = _Attempt(row.id, row.retry_of, ExecutionStatus(row.status), row.started_at)
-        by_run[row.run_id].append(attempt)
+    current = prepared.rows(conn, _RUNS_TO_SETTLE, {"p_ids": ids})
+    for row in prepared.rows(conn, _RUNS_EXECUTIONS, {"p_ids": ids}):
+        status = ExecutionStatus(row["status"])
+        attempt = _Attempt(row["id"], row["retry_of"], status, row["started_at"])
+        by_run[row["run_id"]].append(attempt)
     return [
-        (RunNow(run.id, run.task_id, RunStatus(run.status)), roll_up(by_run[run.id]))
+        (RunNow(run["id"], run["task_id"], RunStatus(run["status"])), roll_up(by_run[run["id"]]))
         for run in current
     ]
 
@@ -376,7 +379,7 @@ def settle_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> N
     # locked already, so the order of these statements cannot deadlock.
     for (new, reason), group in groups.items():
         params = {"p_ids": group, "p_started_at": now, "p_finished_at": now, "p_reason": reason}
-        conn.execute(_move_statement(new, reason is not None, returning=False), params)
+        prepared.rows(conn, _move_statement(new, reason is not None, returning=False), params)
     settle_tasks(conn, moved, now=now)
 
 
@@ -446,7 +449,7 @@ def settle_tasks_alike(
     """Record the same new run status on several tasks, in one UPDATE."""
     ids = sorted(set(task_ids))
     if ids:
-        conn.execute(_settled_statement(run_status), {"p_ids": ids, "p_updated_at": now})
+        prepared.rows(conn, _settled_statement(run_status), {"p_ids": ids, "p_updated_at": now})
 
 
 _START_RUNS = (
@@ -492,5 +495,6 @@ def start_runs(conn: Connection, run_ids: Iterable[int], *, now: datetime) -> No
     ids = sorted(set(run_ids))
     if not ids:
         return
-    moved = [row.task_id for row in conn.execute(_START_RUNS, {"p_ids": ids, "p_started_at": now})]
+    started = prepared.rows(conn, _START_RUNS, {"p_ids": ids, "p_started_at": now})
+    moved = [row["task_id"] for row in started]
     settle_tasks_alike(conn, moved, RunStatus.RUNNING, now=now)
