@@ -378,6 +378,8 @@ class Agent:
         request = ClaimRequest(
             slots=slots, wait_seconds=self._claim_wait_seconds, lead_seconds=CLAIM_LEAD_SECONDS
         )
+        # A task of its own even when awaited at once: the executions just accepted reach their
+        # workers first, before this claim's request is built and sent.
         claim = asyncio.create_task(self._client.claim(self.name, request))
         if slots > 0:
             return await claim
