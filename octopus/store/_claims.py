@@ -13,7 +13,6 @@ from octopus.core.models import Execution, ExecutionError
 from octopus.errors import Fenced, NotFound
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import lock_for_claim
-from octopus.store._prepared import Record
 from octopus.store._records import EXECUTION_COLUMNS, execution_from_row
 from octopus.store._settle import (
     Ended,
@@ -148,7 +147,7 @@ def claim_executions(
 
 def _unassigned(
     conn: Connection, labels: dict[str, str], *, slots: int, now: datetime
-) -> Sequence[Record]:
+) -> Sequence[prepared.Record]:
     """Unassigned ``anyone`` executions whose task labels the agent's labels satisfy.
 
     Labels are matched in Python over an unlocked scan of ids and labels only; the matches
@@ -178,7 +177,7 @@ def _fail_missing_plugin(
     return [ended] if ended is not None else []
 
 
-def _claimed(execution: Execution, candidate: Record) -> Claimed:
+def _claimed(execution: Execution, candidate: prepared.Record) -> Claimed:
     assert execution.plugin_sha256 is not None  # claims without a plugin fail instead
     return Claimed(
         execution=execution,

@@ -17,7 +17,6 @@ from octopus.core.models import TaskSpec
 from octopus.core.states import RUN_TERMINAL
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import insert_returning_ids
-from octopus.store._prepared import Record
 from octopus.store._records import execution_from_row
 from octopus.store._settle import (
     move_run,
@@ -213,7 +212,9 @@ class Dispatch:
         return names
 
 
-def _inserted_rows(conn: Connection, stmt: Insert, rows: list[dict[str, Any]]) -> Sequence[Record]:
+def _inserted_rows(
+    conn: Connection, stmt: Insert, rows: list[dict[str, Any]]
+) -> Sequence[prepared.Record]:
     """Insert ``rows`` with ``stmt`` (RETURNING), their stored rows in the order given."""
     if len(rows) == 1:
         return prepared.rows(conn, stmt, rows[0])

@@ -25,7 +25,6 @@ from octopus.core.states import (
 from octopus.store import _prepared as prepared
 from octopus.store._changes import changes_of
 from octopus.store._dialect import lock_in_order, lock_row
-from octopus.store._prepared import Record
 from octopus.store._records import error_to_json, execution_from_row
 from octopus.store.base import ExecutionStarted, Finished, Outcome, Wake
 from octopus.store.tables import executions, runs, tasks
@@ -270,7 +269,7 @@ class _Attempt:
 _NEVER_RETRIED = frozenset({ExecutionStatus.SUCCEEDED, ExecutionStatus.CANCELLED})
 
 
-def _retry(conn: Connection, ended: Ended, owner: Record, *, now: datetime) -> Wake:
+def _retry(conn: Connection, ended: Ended, owner: prepared.Record, *, now: datetime) -> Wake:
     task_type = TaskType(owner["type"])
     _record_start(conn, ended, task_type, owner["run_fire_time"])
     if owner["status"] == TaskStatus.CANCELLED.value or ended.status in _NEVER_RETRIED:

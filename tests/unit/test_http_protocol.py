@@ -31,13 +31,18 @@ class _Recording:
 HEAD = b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\n"
 
 
+def _coalescing() -> tuple[_Recording, _CoalescingTransport]:
+    """A coalescing transport on the running loop, over a recording one."""
+    sent = _Recording()
+    return sent, _CoalescingTransport(sent, asyncio.get_running_loop())  # type: ignore[arg-type]
+
+
 def test_a_head_and_its_body_leave_in_one_write() -> None:
     asyncio.run(_head_and_body())
 
 
 async def _head_and_body() -> None:
-    sent = _Recording()
-    transport = _CoalescingTransport(sent, asyncio.get_running_loop())  # type: ignore[arg-type]
+    sent, transport = _coalescing()
     transport.write(HEAD)
     assert sent.writes == []
     assert transport.get_write_buffer_size() == len(HEAD)
@@ -52,8 +57,7 @@ def test_a_head_that_nothing_follows_leaves_at_the_end_of_the_turn() -> None:
 
 
 async def _head_alone() -> None:
-    sent = _Recording()
-    transport = _CoalescingTransport(sent, asyncio.get_running_loop())  # type: ignore[arg-type]
+    sent, transport = _coalescing()
     transport.write(b"HTTP/1.1 204 No Content\r\n\r\n")
     await asyncio.sleep(0)
     assert sent.writes == [b"HTTP/1.1 204 No Content\r\n\r\n"]
@@ -66,8 +70,7 @@ def test_closing_sends_a_held_head_first_and_the_rest_is_the_real_transports() -
 
 
 async def _closing() -> None:
-    sent = _Recording()
-    transport = _CoalescingTransport(sent, asyncio.get_running_loop())  # type: ignore[arg-type]
+    sent, transport = _coalescing()
     transport.write(HEAD)
     transport.close()
     assert sent.writes == [HEAD]
