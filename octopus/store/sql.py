@@ -121,7 +121,7 @@ class SqlStore:
         self._writer_connection: Connection | None = None
         # SQLite has one server process, so a revocation always passes through this cache;
         # PostgreSQL replicas revoke behind each other's back, so their entries expire.
-        ttl = None if engine.dialect.name == "sqlite" else TOKEN_TTL_SECONDS
+        ttl = None if self._single_writer else TOKEN_TTL_SECONDS
         self._tokens = TokenCache(ttl_seconds=ttl)
 
     @property
