@@ -118,12 +118,17 @@ def _digest(rows: Iterable[Any]) -> str:
     return hasher.hexdigest()
 
 
+_TASK_MARKS = (tasks.c.id, tasks.c.updated_at)
+_EXECUTION_MARKS = (executions.c.id, executions.c.finished_at)
+
+
 def change_marks(conn: Connection) -> ChangeMarks:
     """Cheap fingerprints that move whenever tasks, executions or agents change."""
-    task_mark = conn.execute(select(func.max(tasks.c.id), func.max(tasks.c.updated_at))).one()
-    finished = conn.execute(
-        select(func.max(executions.c.id), func.max(executions.c.finished_at))
-    ).one()
+    # One max() per statement: SQLite answers a lone max() from the end of an index, but two
+    # in one SELECT walk the whole index (600 ms over 1,000,000 executions, every half second
+    # while a dashboard is open).
+    task_mark = [conn.execute(select(func.max(column))).scalar() for column in _TASK_MARKS]
+    finished = [conn.execute(select(func.max(column))).scalar() for column in _EXECUTION_MARKS]
     open_rows = conn.execute(
         select(
             executions.c.status,

@@ -207,3 +207,15 @@ def test_placing_new_work_counts_the_agents_load_through_the_status_index(
     [counted] = [step for step in load if "executions" in step]
     assert counted.startswith("SEARCH executions USING COVERING INDEX"), load
     assert "(status=? AND agent>?)" in counted, load
+
+
+def test_the_dashboards_change_marks_read_no_whole_table(sqlite_store: SqlStore) -> None:
+    # Polled every half second while a dashboard is open: a walk of the executions' index
+    # took 600 ms with 1,000,000 executions.
+    plans = plans_of(sqlite_store, sqlite_store.change_marks)
+    walks = [
+        (statement, plan)
+        for statement, plan in plans
+        if any(step.startswith("SCAN") and "agents" not in step for step in plan)
+    ]
+    assert not walks, walks
