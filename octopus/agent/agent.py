@@ -360,8 +360,6 @@ class Agent:
                 continue
             backoff.reset()
             if response is not None:
-                self._server_back()
-                self._accept(response)
                 if not (response.executions or response.cancel):
                     await self._pause(_EMPTY_CLAIM_PAUSE_SECONDS - (time.monotonic() - began))
 
@@ -378,12 +376,10 @@ class Agent:
         request = ClaimRequest(
             slots=slots, wait_seconds=self._claim_wait_seconds, lead_seconds=CLAIM_LEAD_SECONDS
         )
-        # A task of its own even when awaited at once: the executions just accepted reach their
-        # workers first, before this claim's request is built and sent.
-        claim = asyncio.create_task(self._client.claim(self.name, request))
         if slots > 0:
-            return await claim
+            return await self._claim_and_accept(request)
         # A claim for zero slots cannot lease anything, so dropping it loses nothing.
+        claim = asyncio.create_task(self._claim_and_accept(request))
         freed = asyncio.create_task(self._slot_freed.wait())
         await asyncio.wait({claim, freed}, return_when=asyncio.FIRST_COMPLETED)
         await _cancel(freed)
@@ -391,6 +387,15 @@ class Agent:
             return claim.result()
         await _cancel(claim)
         return None
+
+    async def _claim_and_accept(self, request: ClaimRequest) -> ClaimResponse:
+        response = await self._client.claim(self.name, request)
+        # Accepted as soon as the answer is read, here rather than in the claim loop: a zero-slot
+        # claim runs as a task of its own, and its executions reached their workers a turn of
+        # the event loop later. The runner hands them to idle workers at once.
+        self._server_back()
+        self._accept(response)
+        return response
 
     def _accept(self, response: ClaimResponse) -> None:
         for execution_id in response.cancel:

@@ -220,16 +220,30 @@ class Executor:
         Raises:
             Withdrawn: ``withdraw`` took it back before a worker started it.
         """
+        return await self.outcome_of(request.id, self.submit(request))
+
+    def submit(self, request: ExecutionRequest) -> asyncio.Future[ExecutionOutcome]:
+        """The first half of ``run``, without waiting: queue the execution, hand it to an idle
+        worker at once if there is one, and return its outcome to await with ``outcome_of``."""
         if request.id in self._jobs:
             raise ValueError(f"execution {request.id} is already running")
         job = _Job(request, asyncio.get_running_loop().create_future())
         self._jobs[request.id] = job
         self._waiting.append(job)
         self._dispatch()
+        return job.outcome
+
+    async def outcome_of(
+        self, execution_id: int, outcome: asyncio.Future[ExecutionOutcome]
+    ) -> ExecutionOutcome:
+        """The second half of ``run``: how a submitted execution ended; if the caller is
+        cancelled while it waits, the execution is stopped without an outcome."""
         try:
-            return await job.outcome
+            return await outcome
         except asyncio.CancelledError:
-            self._abandon(job)
+            job = self._jobs.get(execution_id)
+            if job is not None and job.outcome is outcome:
+                self._stop(job, ExecutionStatus.CANCELLED)
             raise
 
     async def close(self) -> None:
@@ -376,11 +390,6 @@ class Executor:
         if job.stopping is None and self._running.get(job.worker) is job:
             job.stopping = status
             self._in_background(job.worker.kill_tree())
-
-    def _abandon(self, job: _Job) -> None:
-        """Whoever awaited ``job`` was cancelled: stop it without an outcome."""
-        if job.request.id in self._jobs:
-            self._stop(job, ExecutionStatus.CANCELLED)
 
     def _finish(
         self,

@@ -100,6 +100,11 @@ class PluginCache:
         logger.info("Installed plugin %s version %s", name, sha256[:12], extra={"plugin": name})
         return path
 
+    def ready(self, name: str, sha256: str) -> Path | None:
+        """The file of a version ``ensure`` already answered for, without waiting; None if it
+        has not (a first use, or a version forgotten since)."""
+        return self._ready.get((name, sha256))
+
     async def ensure(self, name: str, sha256: str, fetch: Fetch) -> Path:
         """Return the file for this version, copying a built-in or downloading it if needed.
 

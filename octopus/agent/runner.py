@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class ExecutionRunner:
             extra={"execution": claimed.id, "task": claimed.task_id},
         )
         starts_at = asyncio.get_running_loop().time() + claimed.start_in_seconds
-        task = asyncio.create_task(self._run_one(claimed, starts_at))
+        task = asyncio.create_task(self._run_one(claimed, starts_at, self._submit_now(claimed)))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
@@ -139,10 +140,22 @@ class ExecutionRunner:
             task.cancel()
         await asyncio.gather(*self._tasks, return_exceptions=True)
 
-    async def _run_one(self, claimed: ClaimedExecution, starts_at: float) -> None:
+    def _submit_now(self, claimed: ClaimedExecution) -> _Submitted | None:
+        """Submit work that may start now, of a plugin already verified here, to the executor
+        at once: from its own task it reached a worker a turn of the event loop later (after
+        every other execution of the claim was accepted). None for anything else."""
+        path = self._plugins.ready(claimed.plugin, claimed.plugin_sha256)
+        if path is None or claimed.start_in_seconds > 0:
+            return None
+        request = _request(claimed, path)
+        return _Submitted(request, self._executor.submit(request))
+
+    async def _run_one(
+        self, claimed: ClaimedExecution, starts_at: float, submitted: _Submitted | None
+    ) -> None:
         outcome: ExecutionOutcome | None = None
         try:
-            outcome = await self._execute(claimed, starts_at)
+            outcome = await self._execute(claimed, starts_at, submitted)
         except _HandedBack:
             logger.debug("Handed back", extra={"execution": claimed.id, "task": claimed.task_id})
         finally:
@@ -162,38 +175,35 @@ class ExecutionRunner:
         )
         self._reports.submit(claimed.id, report_of(outcome))
 
-    async def _execute(self, claimed: ClaimedExecution, starts_at: float) -> ExecutionOutcome:
-        """Fetch the plugin, wait for the start time (``starts_at``, loop time), then run."""
-        try:
-            path = await self._plugin_path(claimed)
-        except (OctopusError, OSError) as exc:
-            message = f"plugin {claimed.plugin} is not available here: {exc}"
-            return _ended(claimed, ExecutionStatus.FAILED, "PluginError", message)
-        early = starts_at - asyncio.get_running_loop().time()
-        if early > 0:
-            await asyncio.sleep(early)
-        if claimed.id in self._cancel_before_start:
-            return _cancelled(claimed)
-        request = ExecutionRequest(
-            id=claimed.id,
-            task_id=claimed.task_id,
-            plugin=claimed.plugin,
-            sha256=claimed.plugin_sha256,
-            path=path,
-            action=claimed.action,
-            args=claimed.args,
-            kwargs=claimed.kwargs,
-            timeout_seconds=claimed.timeout_seconds,
-        )
+    async def _execute(
+        self, claimed: ClaimedExecution, starts_at: float, submitted: _Submitted | None
+    ) -> ExecutionOutcome:
+        """Fetch the plugin, wait for the start time (``starts_at``, loop time), then run
+        (unless ``submitted`` already)."""
+        if submitted is None:
+            try:
+                path = await self._plugin_path(claimed)
+            except (OctopusError, OSError) as exc:
+                message = f"plugin {claimed.plugin} is not available here: {exc}"
+                return _ended(claimed, ExecutionStatus.FAILED, "PluginError", message)
+            early = starts_at - asyncio.get_running_loop().time()
+            if early > 0:
+                await asyncio.sleep(early)
+            if claimed.id in self._cancel_before_start:
+                return _cancelled(claimed)
+            request = _request(claimed, path)
+            submitted = _Submitted(request, self._executor.submit(request))
         while True:
             try:
-                return await self._executor.run(request)
+                return await self._executor.outcome_of(claimed.id, submitted.outcome)
             except Withdrawn:
                 if await self._releasing.pop(claimed.id):
                     raise _HandedBack from None
             # The server was not told, so it is still leased here: run it after all.
             if claimed.id in self._cancel_before_start:
                 return _cancelled(claimed)
+            request = submitted.request
+            submitted = _Submitted(request, self._executor.submit(request))
 
     def _hand_back_surplus(self) -> None:
         """Hand back the newest waiting executions when more wait than claim-ahead now allows.
@@ -249,6 +259,28 @@ class ExecutionRunner:
                 logger.warning("Plugin download failed: %s", exc, extra={"execution": claimed.id})
                 await asyncio.sleep(backoff.next_delay())
         return await self._plugins.ensure(claimed.plugin, claimed.plugin_sha256, self._fetch_plugin)
+
+
+@dataclass(frozen=True, slots=True)
+class _Submitted:
+    """An execution handed to the executor, and its outcome to come."""
+
+    request: ExecutionRequest
+    outcome: asyncio.Future[ExecutionOutcome]
+
+
+def _request(claimed: ClaimedExecution, path: Path) -> ExecutionRequest:
+    return ExecutionRequest(
+        id=claimed.id,
+        task_id=claimed.task_id,
+        plugin=claimed.plugin,
+        sha256=claimed.plugin_sha256,
+        path=path,
+        action=claimed.action,
+        args=claimed.args,
+        kwargs=claimed.kwargs,
+        timeout_seconds=claimed.timeout_seconds,
+    )
 
 
 def _cancelled(claimed: ClaimedExecution) -> ExecutionOutcome:

@@ -230,13 +230,14 @@ def test_a_version_in_use_is_not_served_from_memory_once_a_newer_one_is_accepted
 
     asyncio.run(cache.ensure("greet", SHA, fetch))
     asyncio.run(cache.ensure("greet", sha256_of(newer), fetch_newer))
+    assert cache.ready("greet", SHA) is None
     # Version 1 is still on disk, but below the new floor: asked again, it is fetched anew
     # (the server now signs version 2 for that name) and refused, not handed out remembered.
     with pytest.raises(PluginError, match="older than version 2"):
         asyncio.run(cache.ensure("greet", SHA, fetch))
 
 
-def test_a_forgotten_version_is_fetched_again_not_served_from_memory(
+def test_a_forgotten_version_is_fetched_again_not_served_from_memory_or_ready(
     tmp_path: Path, signer: PluginSigner
 ) -> None:
     cache = pinned(tmp_path / "cache", signer)
@@ -246,10 +247,13 @@ def test_a_forgotten_version_is_fetched_again_not_served_from_memory(
         calls.append(name)
         return signed(signer, SOURCE, version=1)
 
+    assert cache.ready("greet", SHA) is None
     first = asyncio.run(cache.ensure("greet", SHA, fetch))
+    assert cache.ready("greet", SHA) == first
     assert asyncio.run(cache.ensure("greet", SHA, fetch)) == first
     assert calls == ["greet"]
     cache.forget({"greet": "0" * 64})
     assert not first.exists()
+    assert cache.ready("greet", SHA) is None
     assert asyncio.run(cache.ensure("greet", SHA, fetch)).read_bytes() == SOURCE
     assert calls == ["greet", "greet"]

@@ -13,6 +13,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, cast
 
+import pytest
+
 from octopus.agent.client import ServerUnavailable
 from octopus.agent.executor import Executor
 from octopus.agent.output import OutputStreamer
@@ -39,8 +41,14 @@ def echo(value):
 
 
 class _Plugins:
-    def __init__(self, path: Path) -> None:
+    """The plugin file, verified here before (the runner submits at once) or not yet."""
+
+    def __init__(self, path: Path, *, verified: bool) -> None:
         self.path = path
+        self.verified = verified
+
+    def ready(self, name: str, sha256: str) -> Path | None:
+        return self.path if self.verified else None
 
     async def ensure(self, name: str, sha256: str, fetch: object) -> Path:
         return self.path
@@ -89,7 +97,9 @@ def _claimed(number: int, sha256: str, action: str, *args: Any) -> ClaimedExecut
     )
 
 
-def _hand_back_after_a_slow_execution(tmp_path: Path, server: _Server) -> _Reports:
+def _hand_back_after_a_slow_execution(
+    tmp_path: Path, server: _Server, *, verified: bool
+) -> _Reports:
     """One worker holds a 0.6 s execution and three quick ones claimed ahead behind it; once
     the slow one ends, claim-ahead allows nothing, so the two still waiting go back."""
     plugin = tmp_path / "naps.py"
@@ -102,7 +112,7 @@ def _hand_back_after_a_slow_execution(tmp_path: Path, server: _Server) -> _Repor
             runner = ExecutionRunner(
                 executor=executor,
                 output=cast(OutputStreamer, _Output()),
-                plugins=cast(PluginCache, _Plugins(plugin)),
+                plugins=cast(PluginCache, _Plugins(plugin, verified=verified)),
                 fetch_plugin=lambda name: None,  # type: ignore[arg-type, return-value]
                 reports=cast(ReportSender, reports),
                 prefetch=Prefetch(concurrency=1, maximum=256),
@@ -119,19 +129,28 @@ def _hand_back_after_a_slow_execution(tmp_path: Path, server: _Server) -> _Repor
     return reports
 
 
+VERIFIED = pytest.mark.parametrize(
+    "verified", [True, False], ids=["plugin verified before", "plugin first used"]
+)
+
+
+@VERIFIED
 def test_the_newest_waiting_executions_are_handed_back_and_not_reported(
-    tmp_path: Path,
+    tmp_path: Path, verified: bool
 ) -> None:
     server = _Server(away=False)
-    reports = _hand_back_after_a_slow_execution(tmp_path, server)
+    reports = _hand_back_after_a_slow_execution(tmp_path, server, verified=verified)
     assert server.calls == [[4, 3]]
     assert sorted(reports.sent) == [1, 2]
     assert all(report.status == "succeeded" for report in reports.sent.values())
 
 
-def test_executions_the_server_was_not_told_about_run_here_after_all(tmp_path: Path) -> None:
+@VERIFIED
+def test_executions_the_server_was_not_told_about_run_here_after_all(
+    tmp_path: Path, verified: bool
+) -> None:
     server = _Server(away=True)
-    reports = _hand_back_after_a_slow_execution(tmp_path, server)
+    reports = _hand_back_after_a_slow_execution(tmp_path, server, verified=verified)
     assert server.calls == [[4, 3]] * 5  # retried with backoff, then given up
     assert sorted(reports.sent) == [1, 2, 3, 4]
     assert reports.sent[4].result == 4
