@@ -6,8 +6,13 @@ Huey (Redis, 2 process workers), with the same counts. Prints a side-by-side tab
 ratios Octopus/peer. Needs the ``bench`` extra (``pip install -e '.[dev,bench]'``) and Redis
 on 127.0.0.1:6379; only the Redis databases named below are used and flushed.
 
-    .venv/bin/python bench/peers.py            # 200 timed tasks, 5,000 no-op tasks
-    .venv/bin/python bench/peers.py --quick    # 100 and 1,000
+    .venv/bin/python bench/peers.py            # 3 rounds of 200 timed tasks, 5,000 no-ops
+    .venv/bin/python bench/peers.py --quick    # 1 round of 100 and 1,000
+
+On a shared 2-core machine the speed of every system drifts by a fifth or more from one
+minute to the next, so a full run measures in rounds: each round runs all three systems, each
+in another position, and the table shows each figure's median over the rounds (then every
+round's own figures).
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import json
 import os
 import random
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -223,10 +229,54 @@ def run_octopus(quick: bool, latency_tasks: int, tasks: int) -> tuple[Figures, d
     return figures, report
 
 
-def table(results: dict[str, Figures]) -> Table:
+Runner = Callable[[], Figures]
+
+
+def run_rounds(runners: dict[str, Runner], rounds: int) -> list[dict[str, Figures]]:
+    """Every system once per round, the order turned by one each round; each round's figures
+    in the order of ``runners``."""
+    names = list(runners)
+    measured = []
+    for number in range(rounds):
+        order = names[number % len(names) :] + names[: number % len(names)]
+        figures = {name: runners[name]() for name in order}
+        measured.append({name: figures[name] for name in names})
+    return measured
+
+
+def medians(measured: list[dict[str, Figures]]) -> dict[str, Figures]:
+    """Each system's figures as the median over the rounds (correct only if every round was)."""
+    combined = {}
+    for name in measured[0]:
+        runs = [round_[name] for round_ in measured]
+        combined[name] = Figures(
+            p50=round(statistics.median(r.p50 for r in runs), 2),
+            p95=round(statistics.median(r.p95 for r in runs), 2),
+            p99=round(statistics.median(r.p99 for r in runs), 2),
+            tasks_per_s=round(statistics.median(r.tasks_per_s for r in runs), 1),
+            correct=all(r.correct for r in runs),
+        )
+    return combined
+
+
+def rounds_table(measured: list[dict[str, Figures]]) -> Table:
+    """Every round's own figures."""
+    out = Table(title="each round")
+    for column in ("round", "system", "tasks/s", "latency p50 ms", "p99 ms"):
+        out.add_column(column, justify="right")
+    for number, figures in enumerate(measured, 1):
+        for name, f in figures.items():
+            out.add_row(str(number), name, f"{f.tasks_per_s:,.1f}", f"{f.p50:.2f}", f"{f.p99:.2f}")
+    return out
+
+
+def table(results: dict[str, Figures], rounds: int) -> Table:
     """Side by side, with Octopus/peer ratios (throughput: higher is better; latency: lower)."""
     octopus = results["octopus"]
-    out = Table(title="no-op tasks, 2 worker processes each, this machine")
+    title = "no-op tasks, 2 worker processes each, this machine"
+    if rounds > 1:
+        title += f": the median of {rounds} rounds"
+    out = Table(title=title)
     for column in ("system", "tasks/s", "latency p50 ms", "p95 ms", "p99 ms", "correct"):
         out.add_column(column, justify="right")
     out.add_column("Octopus/peer: tasks/s, p50, p99", justify="right")
@@ -250,20 +300,41 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="100 timed tasks, 1,000 no-ops")
     parser.add_argument("--tasks", type=int, help="timed tasks (default 200, quick 100)")
     parser.add_argument("--throughput-tasks", type=int, help="no-op tasks (5,000; quick 1,000)")
+    parser.add_argument("--rounds", type=int, help="rounds of all three (default 3, quick 1)")
     parser.add_argument("--json", type=Path, help="also write the figures to this file")
     options = parser.parse_args()
     latency_tasks = options.tasks or (100 if options.quick else 200)
     tasks = options.throughput_tasks or (1000 if options.quick else 5000)
-    results: dict[str, Figures] = {}
-    results["octopus"], report = run_octopus(options.quick, latency_tasks, tasks)
+    rounds = options.rounds or (1 if options.quick else 3)
+    if rounds < 1:
+        parser.error("--rounds: must be at least 1")
+    reports: list[dict[str, Any]] = []
+
+    def octopus() -> Figures:
+        figures, report = run_octopus(options.quick, latency_tasks, tasks)
+        reports.append(report)
+        return figures
+
     with tempfile.TemporaryDirectory(prefix="octopus-peers-") as tmp:
-        results["celery"] = run_celery(Path(tmp), latency_tasks, tasks)
-        results["huey"] = run_huey(Path(tmp), latency_tasks, tasks)
-    Console().print(table(results))
-    print(f"octopus create path: {report['details']['throughput']['create_path']}")
+        measured = run_rounds(
+            {
+                "octopus": octopus,
+                "celery": lambda: run_celery(Path(tmp), latency_tasks, tasks),
+                "huey": lambda: run_huey(Path(tmp), latency_tasks, tasks),
+            },
+            rounds,
+        )
+    results = medians(measured)
+    console = Console()
+    console.print(table(results, rounds))
+    if rounds > 1:
+        console.print(rounds_table(measured))
+    print(f"octopus create path: {reports[-1]['details']['throughput']['create_path']}")
     if options.json:
         data = {name: asdict(figures) for name, figures in results.items()}
-        options.json.write_text(json.dumps({"results": data, "octopus": report}, indent=2))
+        each = [{name: asdict(f) for name, f in round_.items()} for round_ in measured]
+        document = {"results": data, "rounds": each, "octopus": reports}
+        options.json.write_text(json.dumps(document, indent=2))
     if not all(figures.correct for figures in results.values()):
         raise SystemExit(1)
 
