@@ -84,7 +84,7 @@ def rows(conn: Connection, stmt: Statement, params: Row | None = None) -> Sequen
         cursor.execute(sql, values)
         fetched = cursor.fetchall() if compiled.columns else []
     except conn.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(conn.dialect, sql, values, error) from error
+        raise wrapped(conn.dialect, sql, values, error) from error
     finally:
         cursor.close()
     columns = compiled.columns
@@ -123,7 +123,7 @@ def execute_many(conn: Connection, stmt: Insert | Update, params: Sequence[Row])
     try:
         cursor.executemany(compiled.sql, values)
     except conn.dialect.loaded_dbapi.Error as error:
-        raise _wrapped(conn.dialect, compiled.sql, values, error) from error
+        raise wrapped(conn.dialect, compiled.sql, values, error) from error
     finally:
         cursor.close()
 
@@ -205,8 +205,8 @@ def _cursor(conn: Connection) -> Any:
     return driver.cursor()
 
 
-def _wrapped(dialect: Dialect, sql: str, values: Any, error: Exception) -> DBAPIError:
+def wrapped(dialect: Dialect, sql: str, values: Any, error: Exception) -> DBAPIError:
     """The driver's error as SQLAlchemy would raise it (``IntegrityError`` and the like)."""
-    wrapped = DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect)
-    assert isinstance(wrapped, DBAPIError)  # a driver error always makes one
-    return wrapped
+    instance = DBAPIError.instance(sql, values, error, dialect.loaded_dbapi.Error, dialect=dialect)
+    assert isinstance(instance, DBAPIError)  # a driver error always makes one
+    return instance

@@ -49,6 +49,7 @@ from octopus.store import (
 )
 from octopus.store._dialect import (
     WRITE_OPTION,
+    driver_transaction,
     engine_for,
     is_retryable,
     migration_lock,
@@ -137,7 +138,7 @@ class SqlStore:
     def _write(self, work: Callable[[Connection], T]) -> T:
         for attempt in range(1, WRITE_ATTEMPTS + 1):
             try:
-                with self._writer, self._writing() as conn, conn.begin():
+                with self._writer, self._writing() as conn, self._transaction(conn):
                     changes = conn.info[_changes.KEY] = Changes()
                     result = work(conn)
                     del conn.info[_changes.KEY]
@@ -167,6 +168,11 @@ class SqlStore:
             kept = self._engine.connect().execution_options(**{WRITE_OPTION: True})
             self._writer_connection = kept
         yield kept
+
+    def _transaction(self, conn: Connection) -> AbstractContextManager[object]:
+        """A write transaction on ``conn``: on SQLite's kept writer connection, begun and
+        ended on the driver (see ``driver_transaction``)."""
+        return driver_transaction(conn) if self._single_writer else conn.begin()
 
     def writer_if_free(self) -> AbstractContextManager[bool]:
         """See ``Store.writer_if_free``."""
