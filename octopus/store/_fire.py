@@ -9,18 +9,18 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, func, insert, select
+from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
 
 from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
 from octopus.core.models import TaskSpec
 from octopus.core.states import RUN_TERMINAL
+from octopus.store import _lookup as lookup
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import insert_returning_ids
 from octopus.store._records import execution_from_row
 from octopus.store._settle import (
     move_run,
-    one_of,
     settle_task,
     settle_tasks,
     settle_tasks_alike,
@@ -28,44 +28,9 @@ from octopus.store._settle import (
     wake_for,
 )
 from octopus.store.base import Claimed, Direct, Wake
-from octopus.store.tables import agents, executions, plugins, runs
+from octopus.store.tables import executions, plugins, runs
 
 NO_ELIGIBLE_AGENT = "no eligible agent"
-ACTIVE = frozenset({ExecutionStatus.QUEUED, ExecutionStatus.RUNNING})
-"""Execution statuses that count toward an agent's load."""
-
-
-_ASSIGNED = (
-    select(executions.c.agent, func.count().label("n"))
-    .where(one_of(executions.c.status, ACTIVE), executions.c.agent.is_not(None))
-    .group_by(executions.c.agent)
-    .subquery()
-)
-_AGENT_LOADS = (
-    select(
-        agents.c.name,
-        agents.c.status,
-        agents.c.labels,
-        agents.c.concurrency,
-        func.coalesce(_ASSIGNED.c.n, 0).label("assigned"),
-    )
-    .outerjoin(_ASSIGNED, _ASSIGNED.c.agent == agents.c.name)
-    .where(agents.c.revoked_at.is_(None))
-)
-
-
-def agent_loads(conn: Connection) -> list[AgentLoad]:
-    """Every agent that is not revoked, with the executions queued or running on it."""
-    return [
-        AgentLoad(
-            name=row["name"],
-            status=AgentStatus(row["status"]),
-            labels=row["labels"],
-            concurrency=row["concurrency"],
-            assigned=row["assigned"],
-        )
-        for row in prepared.rows(conn, _AGENT_LOADS)
-    ]
 
 
 _PLUGIN_SHA256 = select(plugins.c.sha256).where(plugins.c.name == bindparam("p_name"))
@@ -99,15 +64,22 @@ class Placement:
 
 
 class Dispatch:
-    """Placing the runs fired in one transaction over one snapshot of the agents, counting the
-    work handed out so far, so ``anyone`` runs spread over the agents as they would one by
-    one; with ``direct``, executions for agents whose claims wait are leased to them at once
-    and collected in ``handed`` (after the transaction commits, the server hands them over)."""
+    """Placing the runs fired in one transaction, counting the work handed out so far, so
+    ``anyone`` runs spread over the agents as they would one by one; with ``direct``,
+    executions for agents whose claims wait are leased to them at once and collected in
+    ``handed`` (after the transaction commits, the server hands them over).
+
+    The first ``anyone`` or ``specific`` run looks its agent up alone (``store._lookup``);
+    from the second run on, or for an ``all`` run, the dispatch reads every agent once and
+    places the rest over that snapshot."""
 
     def __init__(self, conn: Connection, direct: Direct | None = None) -> None:
         self._conn = conn
         self._direct = direct
-        self._loads = {load.name: load for load in agent_loads(conn)}
+        self._snapshot: dict[str, AgentLoad] | None = None
+        self._looked_up: dict[str, AgentLoad] = {}
+        """The agent the first run's look-up found, with that run counted."""
+        self._placed = 0
         self._sha256: dict[str, str | None] = {}
         self._leased_to: dict[str, int] = {}
         self.handed: list[Claimed] = []
@@ -182,7 +154,7 @@ class Dispatch:
         agent's claims is waiting with a free slot and takes work that far ahead (a slot is
         then reserved); None otherwise. An agent's work beyond its claim's free slots is
         queued (its next claim takes it)."""
-        load = self._loads.get(agent) if agent is not None else None
+        load = self._load_of(agent) if agent is not None else None
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
             return None
         if spec.plugin not in self._sha256:
@@ -198,18 +170,52 @@ class Dispatch:
 
     def _targets(self, spec: TaskSpec) -> list[str | None]:
         """Whom a new run of ``spec`` goes to; None stands for an unassigned execution."""
+        self._placed += 1
+        if self._placed == 1 and spec.ownership is not Ownership.ALL:
+            return [self._look_up(spec)]
+        loads = self._loads()
         names: list[str | None]
         if spec.ownership is Ownership.SPECIFIC:
             names = [spec.target]
         elif spec.ownership is Ownership.ALL:
-            names = [a.name for a in eligible(self._loads.values(), spec.labels)]
+            names = [a.name for a in eligible(loads.values(), spec.labels)]
         else:
-            names = [least_loaded(self._loads.values(), spec.labels)]
+            names = [least_loaded(loads.values(), spec.labels)]
         for name in names:
-            if name is not None and name in self._loads:
-                load = self._loads[name]
-                self._loads[name] = replace(load, assigned=load.assigned + 1)
+            if name is not None and name in loads:
+                loads[name] = _one_more(loads[name])
         return names
+
+    def _look_up(self, spec: TaskSpec) -> str | None:
+        """The first run's agent, read alone; it is counted as it is in the snapshot."""
+        name: str | None
+        if spec.ownership is Ownership.SPECIFIC:
+            assert spec.target is not None  # a specific task names its target
+            name, load = spec.target, lookup.named(self._conn, spec.target)
+        else:
+            load = lookup.least_loaded_agent(self._conn, spec.labels)
+            name = None if load is None else load.name
+        if load is not None:
+            self._looked_up[load.name] = _one_more(load)
+        return name
+
+    def _loads(self) -> dict[str, AgentLoad]:
+        """Every agent with its load, read on first use, counting what was placed before."""
+        if self._snapshot is None:
+            self._snapshot = {load.name: load for load in lookup.every_agent(self._conn)}
+            for name, counted in self._looked_up.items():
+                if name in self._snapshot:
+                    self._snapshot[name] = counted
+        return self._snapshot
+
+    def _load_of(self, agent: str) -> AgentLoad | None:
+        if self._snapshot is not None:
+            return self._snapshot.get(agent)
+        return self._looked_up.get(agent)
+
+
+def _one_more(load: AgentLoad) -> AgentLoad:
+    return replace(load, assigned=load.assigned + 1)
 
 
 def _inserted_rows(

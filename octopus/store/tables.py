@@ -189,6 +189,8 @@ agents = Table(
     Column("enrolled_at", UTCDateTime, nullable=False),
     Column("revoked_at", UTCDateTime),
     one_of("status", AgentStatus),
+    # Idle agents in the order a new run prefers them: most slots, then name (store._lookup).
+    Index(None, "status", "concurrency", "name"),
 )
 
 tasks = Table(
