@@ -390,9 +390,9 @@ class Agent:
 
     async def _claim_and_accept(self, request: ClaimRequest) -> ClaimResponse:
         response = await self._client.claim(self.name, request)
-        # Accepted as soon as the answer is read, here rather than in the claim loop: a zero-slot
-        # claim runs as a task of its own, and its executions reached their workers a turn of
-        # the event loop later. The runner hands them to idle workers at once.
+        # Accepted as the answer is read: the runner hands its executions to idle workers at
+        # once, before the next claim is built; a zero-slot claim, a task of its own, has its
+        # cancellations applied here rather than a turn of the event loop later.
         self._server_back()
         self._accept(response)
         return response
