@@ -106,19 +106,21 @@ def driver_transaction(conn: Connection) -> Iterator[None]:
     driver.execute("BEGIN IMMEDIATE")
     try:
         yield
+        if conn.in_transaction():
+            conn.commit()
+        else:
+            try:
+                driver.commit()
+            except conn.dialect.loaded_dbapi.Error as error:
+                raise prepared.wrapped(conn.dialect, "COMMIT", (), error) from error
     except BaseException:
+        # A failed COMMIT (a full disk) leaves SQLite's transaction open: left so, every
+        # later write on this kept connection would fail to begin.
         if conn.in_transaction():
             conn.rollback()
-        elif driver.in_transaction:
+        if driver.in_transaction:
             driver.rollback()
         raise
-    if conn.in_transaction():
-        conn.commit()
-        return
-    try:
-        driver.commit()
-    except conn.dialect.loaded_dbapi.Error as error:
-        raise prepared.wrapped(conn.dialect, "COMMIT", (), error) from error
 
 
 class WriterLock:

@@ -10,11 +10,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import Connection, func, insert, select
+from sqlalchemy.exc import IntegrityError
 
 from octopus.store import SqlStore
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import WRITE_OPTION, driver_transaction
-from octopus.store.tables import agents
+from octopus.store.tables import agents, executions
 
 NOW = datetime(2026, 12, 5, 22, 0, tzinfo=UTC)
 
@@ -85,3 +86,26 @@ def test_a_transaction_begun_elsewhere_is_refused_not_joined(conn: Connection) -
     with driver_transaction(conn):
         assert conn.execute(select(func.count()).select_from(agents)).scalar() == 0
     assert _idle(conn)
+
+
+def test_a_failed_commit_rolls_back_and_the_next_write_begins(
+    sqlite_store: SqlStore, conn: Connection
+) -> None:
+    # A deferred foreign key fails at COMMIT and SQLite leaves the transaction open, as a
+    # full disk would: the kept writer connection must not stay stuck inside it.
+    orphan = {"run_id": 999, "task_id": 999, "ownership": "anyone", "attempt": 1}
+    orphan |= {"status": "queued", "not_before": NOW, "queued_at": NOW}
+    driver: Any = conn.connection.driver_connection
+    for through_sqlalchemy in (False, True):
+        with pytest.raises(IntegrityError), driver_transaction(conn):
+            driver.execute("PRAGMA defer_foreign_keys = ON")
+            prepared.execute_many(conn, insert(agents), [_agent("a1")])
+            if through_sqlalchemy:
+                conn.execute(insert(executions), orphan)
+            else:
+                prepared.execute_many(conn, insert(executions), [orphan])
+        assert _idle(conn)
+        assert _names(sqlite_store) == []
+    with driver_transaction(conn):
+        prepared.execute_many(conn, insert(agents), [_agent("a2")])
+    assert _names(sqlite_store) == ["a2"]
