@@ -147,7 +147,9 @@ class ExecutionRunner:
         path = self._plugins.ready(claimed.plugin, claimed.plugin_sha256)
         if path is None or claimed.start_in_seconds > 0:
             return None
-        request = _request(claimed, path)
+        return self._submit(_request(claimed, path))
+
+    def _submit(self, request: ExecutionRequest) -> _Submitted:
         return _Submitted(request, self._executor.submit(request))
 
     async def _run_one(
@@ -191,8 +193,7 @@ class ExecutionRunner:
                 await asyncio.sleep(early)
             if claimed.id in self._cancel_before_start:
                 return _cancelled(claimed)
-            request = _request(claimed, path)
-            submitted = _Submitted(request, self._executor.submit(request))
+            submitted = self._submit(_request(claimed, path))
         while True:
             try:
                 return await self._executor.outcome_of(claimed.id, submitted.outcome)
@@ -202,8 +203,7 @@ class ExecutionRunner:
             # The server was not told, so it is still leased here: run it after all.
             if claimed.id in self._cancel_before_start:
                 return _cancelled(claimed)
-            request = submitted.request
-            submitted = _Submitted(request, self._executor.submit(request))
+            submitted = self._submit(submitted.request)
 
     def _hand_back_surplus(self) -> None:
         """Hand back the newest waiting executions when more wait than claim-ahead now allows.
