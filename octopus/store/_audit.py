@@ -86,11 +86,11 @@ def _creation(task_id: int, spec: TaskSpec, actor: str) -> AuditNote:
 
 
 def task_created(
-    conn: Connection, created: Created, actor: str | None, *, now: datetime
+    conn: Connection, created: Created, spec: TaskSpec, actor: str | None, *, now: datetime
 ) -> Created:
-    """Audit a new task (not an idempotent repeat)."""
+    """Audit a new task of ``spec`` (not an idempotent repeat)."""
     if created.created and actor is not None:
-        record(conn, _creation(created.task.id, created.task.spec, actor), now=now)
+        record(conn, _creation(created.ids[0], spec, actor), now=now)
     return created
 
 

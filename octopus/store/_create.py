@@ -69,9 +69,15 @@ def create_task(
     if idempotency_key is not None:
         existing = find_by_key(conn, idempotency_key, request_hash)
         if existing is not None:
-            return Created(task=existing, created=False)
+            return Created.found([existing])
     inserted = insert_tasks(conn, [spec], [idempotency_key], request_hash, now=now, direct=direct)
-    return Created(task=inserted.tasks[0], created=True, wake=inserted.wake, handed=inserted.handed)
+    return Created(
+        ids=inserted.ids,
+        created=True,
+        wake=inserted.wake,
+        handed=inserted.handed,
+        build=inserted.build,
+    )
 
 
 def item_keys(idempotency_key: str, count: int) -> list[str]:
@@ -102,18 +108,16 @@ def create_tasks(
     now: datetime,
     idempotency_key: str | None,
     request_hash: str | None,
-    echo: bool = True,
 ) -> CreatedTasks:
-    """Insert tasks (or find their idempotent twins) and fire the adhoc ones, in order; with
-    ``echo`` false, new tasks come back as ids only."""
+    """Insert tasks (or find their idempotent twins) and fire the adhoc ones, in order."""
     keys: list[str | None] = [None] * len(specs)
     if idempotency_key is not None:
         stored_keys = item_keys(idempotency_key, len(specs))
         existing = find_batch(conn, stored_keys, request_hash)
         if existing:
-            return CreatedTasks(ids=[task.id for task in existing], tasks=existing, created=False)
+            return CreatedTasks.found(existing)
         keys = list(stored_keys)
-    return insert_tasks(conn, specs, keys, request_hash, now=now, echo=echo)
+    return insert_tasks(conn, specs, keys, request_hash, now=now)
 
 
 def insert_tasks(
@@ -124,11 +128,10 @@ def insert_tasks(
     *,
     now: datetime,
     direct: Direct | None = None,
-    echo: bool = True,
 ) -> CreatedTasks:
     """Insert new tasks under ``keys`` (one per spec) and fire the adhoc ones, in order, on
     one snapshot of the agents; an execution for an agent whose claim waits (``direct``) is
-    leased to it here and returned in ``handed``. The tasks are built only with ``echo``."""
+    leased to it here and returned in ``handed``."""
     # Adhoc runs are placed first, so that each task, run and execution is written once in
     # its final status (a leased run running, a run with nobody to go to skipped) instead of
     # inserted and then moved: two statements fewer in a create that hands its work over.
@@ -153,15 +156,15 @@ def insert_tasks(
         ]
         new, placed = [run for run, _ in fired], [placement for _, placement in fired]
         wake = fire_placed(conn, new, placed, now=now, plan=plan)[1]
-    # Built from what was just written rather than read back: the read cost a bulk create
-    # a sixth of its time, holding the single writer (claims wait behind it).
-    stored = [
-        _as_stored(task_id, spec, row, now=now)
-        for task_id, spec, row in zip(task_ids, specs, rows, strict=True)
-        if echo
-    ]
     handed = plan.handed if plan else []
-    return CreatedTasks(ids=task_ids, tasks=stored, created=True, wake=wake, handed=handed)
+
+    def build() -> list[Task]:
+        # From what was just written rather than read back: the read cost a bulk create a
+        # sixth of its time, holding the single writer (claims wait behind it).
+        pairs = zip(task_ids, specs, rows, strict=True)
+        return [_as_stored(task_id, spec, row, now=now) for task_id, spec, row in pairs]
+
+    return CreatedTasks(ids=task_ids, created=True, wake=wake, handed=handed, build=build)
 
 
 def _fires(spec: TaskSpec) -> bool:

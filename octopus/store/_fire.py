@@ -5,20 +5,18 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
-from functools import cache
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Insert, Table, bindparam, insert, select
+from sqlalchemy import Connection, bindparam, insert, select
 
 from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
-from octopus.core.models import TaskSpec
+from octopus.core.models import Execution, TaskSpec
 from octopus.core.states import RUN_TERMINAL
 from octopus.store import _lookup as lookup
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import insert_returning_ids
-from octopus.store._records import execution_from_row
 from octopus.store._settle import (
     move_run,
     settle_task,
@@ -130,8 +128,8 @@ class Dispatch:
         if not leased:
             return
         rows = [row for row, _ in leased]
-        stmt = _insert_returning_rows(executions)
-        started = [execution_from_row(row) for row in _inserted_rows(self._conn, stmt, rows)]
+        ids = insert_returning_ids(self._conn, executions, rows)
+        started = [_as_leased(id_, row) for id_, row in zip(ids, rows, strict=True)]
         if start_runs_too:
             start_runs(self._conn, (execution.run_id for execution in started), now=now)
         self.moved.update((execution.task_id, RunStatus.RUNNING) for execution in started)
@@ -218,18 +216,28 @@ def _one_more(load: AgentLoad) -> AgentLoad:
     return replace(load, assigned=load.assigned + 1)
 
 
-def _inserted_rows(
-    conn: Connection, stmt: Insert, rows: list[dict[str, Any]]
-) -> Sequence[prepared.Record]:
-    """Insert ``rows`` with ``stmt`` (RETURNING), their stored rows in the order given."""
-    if len(rows) == 1:
-        return prepared.rows(conn, stmt, rows[0])
-    return conn.execute(stmt, rows).mappings().all()
-
-
-@cache
-def _insert_returning_rows(table: Table) -> Insert:
-    return insert(table).returning(*table.c, sort_by_parameter_order=True)
+def _as_leased(execution_id: int, row: dict[str, Any]) -> Execution:
+    """An execution ``Dispatch.place`` leased, as its row now reads (times in UTC): built from
+    what was written, as its insert returning every column converted back cost a hand-off
+    0.1 ms after an idle pause here."""
+    return Execution(
+        id=execution_id,
+        run_id=row["run_id"],
+        task_id=row["task_id"],
+        ownership=Ownership(row["ownership"]),
+        agent=row["agent"],
+        attempt=row["attempt"],
+        retry_of=None,
+        status=ExecutionStatus(row["status"]),
+        not_before=row["not_before"].astimezone(UTC),
+        lease_expires_at=row["lease_expires_at"].astimezone(UTC),
+        plugin_sha256=row["plugin_sha256"],
+        result=None,
+        error=None,
+        queued_at=row["queued_at"].astimezone(UTC),
+        started_at=row["started_at"].astimezone(UTC),
+        finished_at=None,
+    )
 
 
 def fire(

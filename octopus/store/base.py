@@ -12,7 +12,8 @@ from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Protocol
+from functools import cached_property
+from typing import Protocol, Self
 
 from octopus.core.audit import AuditEntry, AuditFilter, AuditNote
 from octopus.core.enums import AgentStatus, ExecutionStatus, RunStatus, TaskStatus, TaskType
@@ -41,27 +42,42 @@ class Wake:
         return Wake(agents=self.agents | other.agents, anyone=self.anyone or other.anyone)
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Created:
-    """The outcome of ``create_task``: the task, whether it is new, whom to wake, and the
-    executions leased at once to agents whose claims were waiting (see ``Direct``)."""
-
-    task: Task
-    created: bool
-    wake: Wake = field(default_factory=Wake)
-    handed: list[Claimed] = field(default_factory=list)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(frozen=True, kw_only=True)
 class CreatedTasks:
-    """The outcome of ``create_tasks``: the tasks' ids and the tasks in request order (no
-    tasks when the caller asked for ids only), whether they are new, and whom to wake."""
+    """The outcome of ``create_tasks``: the tasks' ids in request order, whether they are
+    new, whom to wake, and the executions leased at once to agents whose claims were waiting
+    (see ``Direct``).
+
+    The ``Task`` records are built on first use, from what the transaction wrote and without
+    the database: the caller hands leased work over first (a claim waits on it), and a caller
+    that needs only the ids never builds them (a thousand cost a bulk create a tenth of its
+    time)."""
 
     ids: list[int]
-    tasks: list[Task]
     created: bool
     wake: Wake = field(default_factory=Wake)
     handed: list[Claimed] = field(default_factory=list)
+    build: Callable[[], list[Task]] = field(repr=False, compare=False)
+
+    @cached_property
+    def tasks(self) -> list[Task]:
+        """The tasks as stored, in request order."""
+        return self.build()
+
+    @classmethod
+    def found(cls, tasks: list[Task]) -> Self:
+        """Tasks stored before (an idempotent repeat), nothing created."""
+        return cls(ids=[task.id for task in tasks], created=False, build=lambda: tasks)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Created(CreatedTasks):
+    """The outcome of ``create_task``: ``CreatedTasks`` of one task."""
+
+    @property
+    def task(self) -> Task:
+        """The task as stored."""
+        return self.tasks[0]
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -336,14 +352,9 @@ class Store(Protocol):
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str | None = None,
-        echo: bool = True,
     ) -> CreatedTasks:
         """Store several tasks atomically, as ``create_task`` would one after the other: all
         of them or, on any error, none.
-
-        Without ``echo`` only the new tasks' ids are returned: building a thousand ``Task``
-        records costs a bulk create about a tenth of its time, and a caller that only needs
-        the ids need not pay it.
 
         Adhoc tasks fire in the same transaction; ``anyone`` work spreads over the agents as
         if the tasks came one by one. The same ``idempotency_key`` with the same

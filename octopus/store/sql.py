@@ -217,6 +217,7 @@ class SqlStore:
                         request_hash=request_hash,
                         direct=direct,
                     ),
+                    spec,
                     actor,
                     now=now,
                 )
@@ -229,7 +230,7 @@ class SqlStore:
             existing = _create.find_by_key(conn, idempotency_key, request_hash)
         if existing is None:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
-        return Created(task=existing, created=False)
+        return Created.found([existing])
 
     def create_tasks(
         self,
@@ -239,7 +240,6 @@ class SqlStore:
         idempotency_key: str | None = None,
         request_hash: str | None = None,
         actor: str | None = None,
-        echo: bool = True,
     ) -> CreatedTasks:
         """See ``Store.create_tasks``."""
         try:
@@ -252,7 +252,6 @@ class SqlStore:
                         now=now,
                         idempotency_key=idempotency_key,
                         request_hash=request_hash,
-                        echo=echo,
                     ),
                     specs,
                     actor,
@@ -268,7 +267,7 @@ class SqlStore:
             existing = _create.find_batch(conn, keys, request_hash)
         if not existing:
             raise Conflict(f"idempotency key '{idempotency_key}' could not be stored")
-        return CreatedTasks(ids=[task.id for task in existing], tasks=existing, created=False)
+        return CreatedTasks.found(existing)
 
     def status_counts(self) -> StatusCounts:
         """See ``Store.status_counts``."""

@@ -38,20 +38,23 @@ def test_each_answered_id_holds_its_own_item_and_run(
         assert store.count_runs(task.id) == (0 if spec.type is TaskType.INTERVAL else 1)
 
 
-def test_ids_only_answer_the_same_tasks_without_building_them(
+def test_created_tasks_are_built_from_what_was_written_without_the_database(
     store: SqlStore, make_spec: Callable[..., TaskSpec], clock: FixedClock
 ) -> None:
     specs = [make_spec(name=f"item-{n}", args=[n]) for n in range(5)]
-    echoed = store.create_tasks(specs, now=clock.now, idempotency_key="k")
-    quiet = store.create_tasks(specs, now=clock.now, echo=False)
+    many = store.create_tasks(specs, now=clock.now, idempotency_key="k")
+    one = store.create_task(
+        make_spec(name="one", type=TaskType.INTERVAL, interval_seconds=9), now=clock.now
+    )
+    repeat = store.create_tasks(specs, now=clock.now, idempotency_key="k")
+    stored = [store.get_task(task_id) for task_id in many.ids]
+    stored_one = store.get_task(one.ids[0])
+    store.close()  # the records are built on first use, after the transaction
 
-    assert quiet.created and quiet.tasks == [] and len(quiet.ids) == len(specs)
-    assert echoed.ids == [task.id for task in echoed.tasks]
-    for task_id, twin in zip(quiet.ids, echoed.tasks, strict=True):
-        stored = store.get_task(task_id)
-        assert (stored.spec, stored.status) == (twin.spec, twin.status)
-    repeat = store.create_tasks(specs, now=clock.now, idempotency_key="k", echo=False)
-    assert (repeat.created, repeat.ids) == (False, echoed.ids)
+    assert many.created and len(many.ids) == len(specs)
+    assert many.tasks == stored and [task.id for task in many.tasks] == many.ids
+    assert one.task == stored_one and one.tasks == [stored_one]
+    assert (repeat.created, repeat.ids, repeat.tasks) == (False, many.ids, stored)
 
 
 def test_inserting_no_rows_stores_nothing(store: SqlStore) -> None:

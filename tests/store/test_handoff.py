@@ -102,6 +102,7 @@ def test_an_execution_is_leased_to_the_waiting_claim_and_handed_over(
     assert claimed == outcome.created.handed[0]
     assert claimed.plugin_sha256 == demo_plugin.sha256
     execution = store.get_execution(claimed.execution.id)
+    assert claimed.execution == execution  # handed over as stored
     assert (execution.status, execution.agent) == (ExecutionStatus.RUNNING, "a1")
     assert execution.lease_expires_at is not None and execution.started_at == clock.now
     [run] = store.list_runs(outcome.created.task.id)
@@ -288,6 +289,7 @@ def test_the_scheduler_hands_a_fired_run_to_a_waiting_claim(
     task = store.create_task(make_spec(type=TaskType.INTERVAL, interval_seconds=60), now=clock.now)
     [claimed] = _tick_while_waiting(store, clock.now)
     execution = store.get_execution(claimed.execution.id)
+    assert claimed.execution == execution  # handed over as stored
     assert (execution.task_id, execution.status, execution.agent) == (
         task.task.id,
         ExecutionStatus.RUNNING,
@@ -327,6 +329,7 @@ def test_one_tick_fills_the_waiting_claims_free_slots_and_queues_the_rest(
     ids = [store.create_task(spec, now=clock.now).task.id for _ in range(3)]
     handed = _tick_while_waiting(store, clock.now, slots=2)
     assert len(handed) == 2
+    assert [c.execution for c in handed] == [store.get_execution(c.execution.id) for c in handed]
     page, _ = store.list_executions()
     by_task = {e.task_id: e.status for e in page}
     assert set(by_task) == set(ids)

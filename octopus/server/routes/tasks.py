@@ -226,7 +226,6 @@ async def create_tasks(
         idempotency_key=idempotency_key,
         request_hash=_request_hash(body) if idempotency_key else None,
         actor=actor,
-        echo=not minimal,
     )
     state.notifier.wake(created.wake)
     if any(spec.type is not TaskType.ADHOC for spec in specs):
@@ -234,7 +233,10 @@ async def create_tasks(
     if minimal:
         response.headers["Preference-Applied"] = MINIMAL
         return TaskBulkIds(ids=created.ids)
-    return TaskBulkRead(tasks=[task_read(task) for task in created.tasks])
+    # Up to a thousand records built after the transaction, off the event loop.
+    return await run_in_threadpool(
+        lambda: TaskBulkRead(tasks=[task_read(task) for task in created.tasks])
+    )
 
 
 @router.get("")
