@@ -82,8 +82,13 @@ def wants_minimal(prefer: str | None) -> bool:
     return False
 
 
+_SPEC_FIELDS = tuple(name for name in TaskCreate.model_fields if name != "name")
+
+
 def _spec(body: TaskCreate) -> TaskSpec:
-    fields = body.model_dump(exclude={"name"})
+    # Field by field: model_dump, which copies every value, cost a create 0.03 ms more after
+    # an idle pause here.
+    fields = {name: getattr(body, name) for name in _SPEC_FIELDS}
     return TaskSpec(name=body.name or f"{body.plugin}.{body.action}", **fields)
 
 
