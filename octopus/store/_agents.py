@@ -214,6 +214,30 @@ def revoke_agent(conn: Connection, name: str, *, now: datetime) -> Agent:
     return get_agent(conn, name)
 
 
+def reap_due(conn: Connection, *, now: datetime, client_timeout: float) -> bool:
+    """Whether ``reap`` would change anything: an agent fell silent, a lease expired, or
+    queued work waits on an agent offline or draining (a superset: a queued ``all``
+    execution on a draining agent stays, and the pass then changes nothing)."""
+    unavailable = select(agents.c.name).where(
+        agents.c.status.in_([AgentStatus.OFFLINE.value, AgentStatus.DRAINING.value])
+    )
+    checks = (
+        select(agents.c.name).where(
+            agents.c.status != AgentStatus.OFFLINE.value,
+            agents.c.last_heartbeat < now - timedelta(seconds=client_timeout),
+        ),
+        select(executions.c.id).where(
+            executions.c.status == ExecutionStatus.RUNNING.value,
+            executions.c.lease_expires_at < now,
+        ),
+        select(executions.c.id).where(
+            executions.c.status == ExecutionStatus.QUEUED.value,
+            executions.c.agent.in_(unavailable.scalar_subquery()),
+        ),
+    )
+    return any(conn.execute(check.limit(1)).first() is not None for check in checks)
+
+
 def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
     """Silent agents go offline; expired leases and stranded ``all`` executions become lost."""
     offline = conn.execute(

@@ -20,9 +20,7 @@ def sync_plugins(
 ) -> list[str]:
     """Insert new plugins, update changed ones (file or signature), delete missing ones; the
     names that changed."""
-    columns = select(plugins.c.name, plugins.c.sha256, plugins.c.version, plugins.c.signature)
-    stored = {row.name: (row.sha256, row.version, row.signature) for row in conn.execute(columns)}
-    changed = [v for v in versions if stored.get(v.name) != (v.sha256, v.version, v.signature)]
+    changed, missing = _differences(conn, versions)
     for version in changed:
         values = {
             "name": version.name,
@@ -35,10 +33,26 @@ def sync_plugins(
             "updated_at": now,
         }
         conn.execute(upsert(conn, plugins, values, key=["name"]))
-    missing = sorted(set(stored) - {v.name for v in versions})
     if missing:
         conn.execute(delete(plugins).where(plugins.c.name.in_(missing)))
     return sorted({v.name for v in changed} | set(missing))
+
+
+def in_sync(conn: Connection, versions: Sequence[PluginVersion]) -> bool:
+    """Whether the stored plugins are ``versions`` already (``sync_plugins`` would change
+    nothing)."""
+    changed, missing = _differences(conn, versions)
+    return not changed and not missing
+
+
+def _differences(
+    conn: Connection, versions: Sequence[PluginVersion]
+) -> tuple[list[PluginVersion], list[str]]:
+    """The versions not stored as they are, and the names stored but not among them."""
+    columns = select(plugins.c.name, plugins.c.sha256, plugins.c.version, plugins.c.signature)
+    stored = {row.name: (row.sha256, row.version, row.signature) for row in conn.execute(columns)}
+    changed = [v for v in versions if stored.get(v.name) != (v.sha256, v.version, v.signature)]
+    return changed, sorted(set(stored) - {v.name for v in versions})
 
 
 def list_plugins(conn: Connection) -> list[Plugin]:

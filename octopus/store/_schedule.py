@@ -395,6 +395,12 @@ def _runs(conn: Connection, run_ids: list[int]) -> list[Run]:
 _ANY_WAITING = select(tasks.c.id).where(tasks.c.waiting_run_id.is_not(None)).limit(1)
 
 
+def tick_due(conn: Connection, *, due_by: datetime) -> bool:
+    """Whether ``tick`` would change anything: a waiting run to release, or a task to plan
+    or fire by ``due_by``."""
+    return any_waiting(conn) or bool(due_tasks(conn, now=due_by, limit=1))
+
+
 def any_waiting(conn: Connection) -> bool:
     """Whether some task has a ``queue_one`` run waiting for its previous run."""
     return conn.execute(_ANY_WAITING).first() is not None
