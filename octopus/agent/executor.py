@@ -155,7 +155,10 @@ class Executor:
             *(self._spawn() for _ in range(self.size)), return_exceptions=True
         )
         failures = [result for result in results if isinstance(result, BaseException)]
-        self._idle += [result for result in results if isinstance(result, WorkerProcess)]
+        # A worker that ended while the others were still starting was heard of already
+        # (``on_gone`` dropped it and started a replacement): handed work, it would never
+        # answer.
+        self._idle += [worker for worker in results if worker in self._workers]
         if failures:
             await self.close()
             raise WorkerError(f"cannot start workers: {failures[0]}")

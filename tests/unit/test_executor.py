@@ -455,6 +455,31 @@ def test_a_worker_that_ends_right_after_its_hello_never_leaves_an_execution_wait
     asyncio.run(main())
 
 
+def test_workers_that_end_while_the_pool_starts_are_never_handed_work(tmp_path: Path) -> None:
+    # One worker is slow to say it is ready; the others say so and exit soon after, and their
+    # end is heard while the pool still waits for the slow one. Each execution must still end.
+    python = tmp_path / "python-mostly-gone"
+    python.write_text(
+        "#!/bin/sh\n"
+        f'if mkdir "{tmp_path}/slow" 2>/dev/null; then sleep 1; exec {sys.executable} "$@"; fi\n'
+        'echo \'{"event": "ready", "pid": 1}\'\n'
+        "sleep 0.3\n"
+        "exit 5\n"
+    )
+    python.chmod(0o755)
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+
+    async def main() -> None:
+        async with Executor(size=4, work_dir=tmp_path / "work", python=str(python)) as ex:
+            h = Harness(ex, plugin)
+            outcomes = await asyncio.wait_for(asyncio.gather(*(h.run("pid") for _ in range(8))), 10)
+            assert ExecutionStatus.SUCCEEDED in {outcome.status for outcome in outcomes}
+            assert ex.running == ()
+
+    asyncio.run(main())
+
+
 def test_an_action_that_closes_its_stdout_keeps_its_worker_and_output(tmp_path: Path) -> None:
     async def scenario(h: Harness) -> None:
         outcome = await h.run("close_stdout")
