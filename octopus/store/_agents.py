@@ -214,25 +214,33 @@ def revoke_agent(conn: Connection, name: str, *, now: datetime) -> Agent:
     return get_agent(conn, name)
 
 
+_UNAVAILABLE = select(agents.c.name).where(
+    agents.c.status.in_([AgentStatus.OFFLINE.value, AgentStatus.DRAINING.value])
+)
+"""Agents that take no new work: queued ``anyone`` work assigned to them goes back to the pool."""
+
+
+def _silent(now: datetime, client_timeout: float) -> tuple[Any, ...]:
+    """Agents not offline yet whose last heartbeat is older than ``client_timeout``."""
+    cutoff = now - timedelta(seconds=client_timeout)
+    return agents.c.status != AgentStatus.OFFLINE.value, agents.c.last_heartbeat < cutoff
+
+
+def _lease_expired(now: datetime) -> tuple[Any, ...]:
+    """Running executions whose lease ran out by ``now``."""
+    return executions.c.status == ExecutionStatus.RUNNING.value, executions.c.lease_expires_at < now
+
+
 def reap_due(conn: Connection, *, now: datetime, client_timeout: float) -> bool:
     """Whether ``reap`` would change anything: an agent fell silent, a lease expired, or
     queued work waits on an agent offline or draining (a superset: a queued ``all``
     execution on a draining agent stays, and the pass then changes nothing)."""
-    unavailable = select(agents.c.name).where(
-        agents.c.status.in_([AgentStatus.OFFLINE.value, AgentStatus.DRAINING.value])
-    )
     checks = (
-        select(agents.c.name).where(
-            agents.c.status != AgentStatus.OFFLINE.value,
-            agents.c.last_heartbeat < now - timedelta(seconds=client_timeout),
-        ),
-        select(executions.c.id).where(
-            executions.c.status == ExecutionStatus.RUNNING.value,
-            executions.c.lease_expires_at < now,
-        ),
+        select(agents.c.name).where(*_silent(now, client_timeout)),
+        select(executions.c.id).where(*_lease_expired(now)),
         select(executions.c.id).where(
             executions.c.status == ExecutionStatus.QUEUED.value,
-            executions.c.agent.in_(unavailable.scalar_subquery()),
+            executions.c.agent.in_(_UNAVAILABLE.scalar_subquery()),
         ),
     )
     return any(conn.execute(check.limit(1)).first() is not None for check in checks)
@@ -242,21 +250,12 @@ def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
     """Silent agents go offline; expired leases and stranded ``all`` executions become lost."""
     offline = conn.execute(
         update(agents)
-        .where(
-            agents.c.status != AgentStatus.OFFLINE.value,
-            agents.c.last_heartbeat < now - timedelta(seconds=client_timeout),
-        )
+        .where(*_silent(now, client_timeout))
         .values(status=AgentStatus.OFFLINE.value)
         .returning(agents.c.name)
     ).scalars()
     offline_names = sorted(offline)
-    expired = _lose(
-        conn,
-        executions.c.status == ExecutionStatus.RUNNING.value,
-        executions.c.lease_expires_at < now,
-        error=LEASE_EXPIRED,
-        now=now,
-    )
+    expired = _lose(conn, *_lease_expired(now), error=LEASE_EXPIRED, now=now)
     gone = select(agents.c.name).where(agents.c.status == AgentStatus.OFFLINE.value)
     queued_on_gone = (
         executions.c.status == ExecutionStatus.QUEUED.value,
@@ -269,15 +268,11 @@ def reap(conn: Connection, *, now: datetime, client_timeout: float) -> Sweep:
         error=AGENT_OFFLINE,
         now=now,
     )
-    # Queued ``anyone`` work waiting on an agent that is gone or draining goes back to the pool.
-    unavailable = select(agents.c.name).where(
-        agents.c.status.in_([AgentStatus.OFFLINE.value, AgentStatus.DRAINING.value])
-    )
     freed = conn.execute(
         update(executions)
         .where(
             executions.c.status == ExecutionStatus.QUEUED.value,
-            executions.c.agent.in_(unavailable.scalar_subquery()),
+            executions.c.agent.in_(_UNAVAILABLE.scalar_subquery()),
             executions.c.ownership == Ownership.ANYONE.value,
         )
         .values(agent=None)
