@@ -84,6 +84,21 @@ def counter():
 """
 
 
+_HELLO = 'echo \'{"event": "ready", "pid": 1}\'\n'
+"""A stand-in worker's hello, as the real worker says it."""
+
+
+def _stand_in_python(tmp_path: Path, script: str) -> tuple[Path, Path]:
+    """A shell script the executor starts as its workers' Python (``script`` after the
+    shebang), and the test plugin beside it."""
+    python = tmp_path / "python-stand-in"
+    python.write_text(f"#!/bin/sh\n{script}", encoding="utf-8")
+    python.chmod(0o755)
+    plugin = tmp_path / "testplug.py"
+    plugin.write_text(PLUGIN, encoding="utf-8")
+    return python, plugin
+
+
 class Harness:
     def __init__(self, executor: Executor, plugin: Path) -> None:
         self.executor = executor
@@ -410,15 +425,11 @@ def test_a_worker_that_breaks_the_protocol_fails_its_execution(
 def test_executions_waiting_for_a_worker_that_cannot_start_fail_rather_than_wait(
     tmp_path: Path,
 ) -> None:
-    python = tmp_path / "python-once"  # starts one worker, then refuses to start any more
-    python.write_text(
-        f'#!/bin/sh\n[ -e "{tmp_path}/started" ] && exit 1\n'
+    python, plugin = _stand_in_python(  # starts one worker, then refuses to start any more
+        tmp_path,
+        f'[ -e "{tmp_path}/started" ] && exit 1\n'
         f'touch "{tmp_path}/started"\nexec "{sys.executable}" "$@"\n',
-        encoding="utf-8",
     )
-    python.chmod(0o755)
-    plugin = tmp_path / "testplug.py"
-    plugin.write_text(PLUGIN, encoding="utf-8")
 
     async def main() -> None:
         async with Executor(size=1, work_dir=tmp_path / "work", python=str(python)) as executor:
@@ -437,11 +448,7 @@ def test_executions_waiting_for_a_worker_that_cannot_start_fail_rather_than_wait
 def test_a_worker_that_ends_right_after_its_hello_never_leaves_an_execution_waiting(
     tmp_path: Path,
 ) -> None:
-    python = tmp_path / "python-gone"
-    python.write_text('#!/bin/sh\necho \'{"event": "ready", "pid": 1}\'\nexit 5\n')
-    python.chmod(0o755)
-    plugin = tmp_path / "testplug.py"
-    plugin.write_text(PLUGIN, encoding="utf-8")
+    python, plugin = _stand_in_python(tmp_path, f"{_HELLO}exit 5\n")
 
     async def main() -> None:
         for _ in range(5):  # the end may land before or after the executor takes the worker
@@ -458,17 +465,11 @@ def test_a_worker_that_ends_right_after_its_hello_never_leaves_an_execution_wait
 def test_workers_that_end_while_the_pool_starts_are_never_handed_work(tmp_path: Path) -> None:
     # One worker is slow to say it is ready; the others say so and exit soon after, and their
     # end is heard while the pool still waits for the slow one. Each execution must still end.
-    python = tmp_path / "python-mostly-gone"
-    python.write_text(
-        "#!/bin/sh\n"
+    python, plugin = _stand_in_python(
+        tmp_path,
         f'if mkdir "{tmp_path}/slow" 2>/dev/null; then sleep 1; exec {sys.executable} "$@"; fi\n'
-        'echo \'{"event": "ready", "pid": 1}\'\n'
-        "sleep 0.3\n"
-        "exit 5\n"
+        f"{_HELLO}sleep 0.3\nexit 5\n",
     )
-    python.chmod(0o755)
-    plugin = tmp_path / "testplug.py"
-    plugin.write_text(PLUGIN, encoding="utf-8")
 
     async def main() -> None:
         async with Executor(size=4, work_dir=tmp_path / "work", python=str(python)) as ex:
