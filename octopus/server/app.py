@@ -5,14 +5,17 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
+import os
 import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from types import FrameType
+from typing import Any, cast
 
 import uvicorn
 from fastapi import FastAPI
 from starlette.types import ASGIApp
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from octopus import __version__
 from octopus.config import ServerSettings
@@ -120,23 +123,16 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         state.scheduler = None
 
 
-class _App(FastAPI):
-    """FastAPI with the fast lane in front of its whole middleware stack."""
+def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastLane:
+    """The ASGI app: the fast lane in front of the FastAPI app (routes, error handlers, body
+    guard, and loops started in the lifespan) and uvicorn's proxy headers.
 
-    def build_middleware_stack(self) -> ASGIApp:
-        state: ServerState = self.state.octopus
-        return FastLane(
-            super().build_middleware_stack(),
-            state=state,
-            metrics=self.state.metrics,
-            max_body_bytes=state.settings.max_body_bytes,
-        )
-
-
-def create_app(settings: ServerSettings, state: ServerState | None = None) -> FastAPI:
-    """The ASGI app: routes, error handlers, body guard, the fast lane, and loops started
-    in the lifespan."""
-    app = _App(
+    Outermost, the lane answers its calls before FastAPI, Starlette and the proxy headers
+    look at them: 0.03 ms of each call (a tenth of its own work), and the lane reads neither
+    the client's address nor the scheme those headers rewrite. Serve it with uvicorn's
+    ``proxy_headers=False``: the app applies them itself, to every call that reaches FastAPI.
+    """
+    app = FastAPI(
         title="Octopus",
         version=__version__,
         summary="Distributed task orchestration: one server, many agents, Python plugins.",
@@ -152,7 +148,19 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     mount_dashboard(app, app.state.octopus)
     app.add_middleware(BodyGuard, max_body_bytes=settings.max_body_bytes)
     app.add_middleware(RequestTimer, metrics=metrics, heartbeat_route=HEARTBEAT_ROUTE)
-    return app
+    return FastLane(
+        _with_proxy_headers(app),
+        state=app.state.octopus,
+        metrics=metrics,
+        max_body_bytes=settings.max_body_bytes,
+    )
+
+
+def _with_proxy_headers(app: FastAPI) -> ASGIApp:
+    """``app`` behind uvicorn's proxy headers, trusting the proxies uvicorn trusts by default
+    (its ASGI type hints are its own; the protocol is the same)."""
+    trusted = os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1,::1")
+    return cast(ASGIApp, ProxyHeadersMiddleware(cast(Any, app), trusted_hosts=trusted))
 
 
 class _Server(uvicorn.Server):
@@ -209,6 +217,7 @@ def run_server(
         log_config=None,
         timeout_graceful_shutdown=5,
         http=CoalescingHttpToolsProtocol,
+        proxy_headers=False,  # applied inside the app, behind the fast lane
     )
     # Local agents back off and retry until the server listens, so they can start first.
     local.start()

@@ -72,8 +72,8 @@ class _Call:
 
 
 class FastLane:
-    """ASGI wrapper around the whole app (outside its middleware) that answers the frequent
-    calls."""
+    """ASGI wrapper around the whole app (the outermost, see ``app.create_app``) that answers
+    the frequent calls."""
 
     def __init__(
         self, app: ASGIApp, *, state: ServerState, metrics: Metrics, max_body_bytes: int

@@ -12,6 +12,7 @@ import pytest
 from fastapi.testclient import TestClient
 
 from octopus.config import ServerSettings
+from octopus.server.app import create_app
 from octopus.server.clock import utcnow
 from octopus.server.secrets import JOIN_TOKEN_FILE, ensure_tokens
 from octopus.server.state import ServerState
@@ -167,3 +168,26 @@ def test_the_join_token_in_force_needs_the_admin_token(anonymous: TestClient) ->
     assert anonymous.get("/api/v1/join-token").status_code == 401
     join = {"Authorization": f"Bearer {JOIN_TOKEN}"}
     assert anonymous.get("/api/v1/join-token", headers=join).status_code == 401
+
+
+def test_behind_a_trusted_proxy_the_limit_counts_the_forwarded_address(
+    settings: ServerSettings, state: ServerState
+) -> None:
+    # The loopback proxy is trusted by default (uvicorn's FORWARDED_ALLOW_IPS).
+    app = create_app(settings, state)
+    with TestClient(app, client=("127.0.0.1", 40000)) as proxy:
+        for attempt in range(5):
+            failed = _enroll_from(
+                proxy, f"x{attempt}", "wrong-join-token-0123456789", "203.0.113.9"
+            )
+            assert failed.status_code == 401
+        assert _enroll_from(proxy, "a1", JOIN_TOKEN, "203.0.113.9").status_code == 429
+        assert _enroll_from(proxy, "a2", JOIN_TOKEN, "198.51.100.7").status_code == 201
+
+
+def _enroll_from(client: TestClient, name: str, token: str, forwarded_for: str) -> Any:
+    return client.post(
+        "/api/v1/agents/enroll",
+        json={"name": name, "labels": {}},
+        headers={"Authorization": f"Bearer {token}", "X-Forwarded-For": forwarded_for},
+    )
