@@ -107,7 +107,7 @@ def tasks_created(
     if created.created and actor is not None and created.ids:
         pairs = zip(created.ids, specs, strict=True)
         rows = [_values(_creation(task_id, spec, actor), now) for task_id, spec in pairs]
-        conn.execute(insert(audit_log), rows)
+        prepared.execute_many(conn, _INSERT, rows)
     return created
 
 

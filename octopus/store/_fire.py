@@ -350,7 +350,7 @@ def fire_placed(
         if placement.nobody:
             plan.moved[run.task_id] = RunStatus.SKIPPED
     if queued:
-        conn.execute(QUEUE, queued)
+        prepared.execute_many(conn, QUEUE, queued)
     plan.lease(leased, now=now, start_runs_too=False)
     return run_ids, wake
 
@@ -395,7 +395,7 @@ def _place(
         leased += placement.leased
         wake |= placement.wake
     if queued:
-        conn.execute(QUEUE, queued)
+        prepared.execute_many(conn, QUEUE, queued)
     settle_tasks_alike(conn, placed, RunStatus.PENDING, now=now)
     plan.lease(leased, now=now)
     for run_id, task_id in skipped:
