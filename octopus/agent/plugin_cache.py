@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from octopus.errors import PluginError
-from octopus.plugins.loader import BUILTIN_DIR, is_plugin_name, sha256_of
+from octopus.plugins.importing import is_plugin_name
+from octopus.plugins.loader import BUILTIN_DIR, sha256_of
 
 logger = logging.getLogger(__name__)
 

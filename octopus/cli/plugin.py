@@ -106,7 +106,8 @@ def run(
 
 
 def _resolve(plugin: str, action: str, plugins_dir: Path) -> Any:
-    from octopus.plugins.loader import BUILTIN_DIR, discover, load_module, resolve_action
+    from octopus.plugins.importing import load_module, resolve_action
+    from octopus.plugins.loader import BUILTIN_DIR, discover
 
     found = discover([BUILTIN_DIR, plugins_dir])
     if plugin not in found:

@@ -1,32 +1,24 @@
-"""The one place that turns a plugin file into actions: inspect, hash, discover, load, bind."""
+"""Plugin files on the server's side: inspect their actions, hash, discover, bind a call.
+Importing a file and finding an action in it is ``importing``'s (a worker needs only that)."""
 
 from __future__ import annotations
 
 import ast
-import importlib.util
 import inspect
-import itertools
 import logging
 import stat
-import sys
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 from octopus.core.models import ActionSpec, ParamSpec
-from octopus.core.names import IDENTIFIER_PATTERN
 from octopus.errors import PluginError
+from octopus.plugins.importing import is_plugin_name
 
 logger = logging.getLogger(__name__)
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "builtin"
 """The plugins shipped with Octopus (system, http, shell)."""
-
-MODULE_PREFIX = "octopus_plugin_"
-"""Prefix of the module names under which plugin files are imported."""
-
-_module_numbers = itertools.count(1)
 
 _KINDS = {
     "posonly": inspect.Parameter.POSITIONAL_ONLY,
@@ -43,11 +35,6 @@ def sha256_of(data: bytes) -> str:
     import hashlib  # here: it loads OpenSSL (3.6 MB), which warm workers never need
 
     return hashlib.sha256(data).hexdigest()
-
-
-def is_plugin_name(name: str) -> bool:
-    """Say whether ``name`` can name a plugin or action: an ASCII identifier, not private."""
-    return bool(IDENTIFIER_PATTERN.fullmatch(name)) and not name.startswith("_")
 
 
 def inspect_source(source: str, *, filename: str) -> tuple[ActionSpec, ...]:
@@ -191,49 +178,3 @@ def _is_contained_file(entry: Path, root: Path) -> bool:
     except (OSError, RuntimeError):  # dangling or looping symlink
         return False
     return stat.S_ISREG(mode) and target.parent == root
-
-
-def load_module(path: Path, *, name: str) -> ModuleType:
-    """Import a plugin file under a fresh, unique module name.
-
-    Args:
-        path: The plugin file.
-        name: The plugin name, used in the module name and in messages.
-
-    Raises:
-        PluginError: The file is missing or raised while being imported (the original
-            exception is chained).
-    """
-    module_name = f"{MODULE_PREFIX}{name}_{next(_module_numbers)}"
-    spec = importlib.util.spec_from_file_location(module_name, path)
-    if spec is None or spec.loader is None:
-        raise PluginError(f"plugin {name}: cannot load {path}")
-    module = importlib.util.module_from_spec(spec)
-    # Registered first so dataclasses, pickling and typing inside the plugin can find it.
-    sys.modules[module_name] = module
-    try:
-        spec.loader.exec_module(module)
-    except BaseException as exc:
-        del sys.modules[module_name]
-        if isinstance(exc, KeyboardInterrupt | SystemExit):
-            raise
-        raise PluginError(f"plugin {name}: import failed: {type(exc).__name__}: {exc}") from exc
-    return module
-
-
-def resolve_action(module: ModuleType, action: str) -> Callable[..., Any]:
-    """Return the action function ``action`` defined by the plugin ``module``.
-
-    Raises:
-        PluginError: The name is private or not an identifier, does not exist, or is not a
-            function defined in the plugin itself (an imported helper is not an action).
-    """
-    plugin = module.__name__
-    if not is_plugin_name(action):
-        raise PluginError(f"{action!r} is not a public action name")
-    function = getattr(module, action, None)
-    if function is None:
-        raise PluginError(f"plugin has no action {action!r}")
-    if not callable(function) or getattr(function, "__module__", None) != plugin:
-        raise PluginError(f"{action!r} is not an action defined by the plugin")
-    return function  # type: ignore[no-any-return]

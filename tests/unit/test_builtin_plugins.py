@@ -13,7 +13,8 @@ import pytest
 
 from octopus.agent.executor import ExecutionRequest, Executor
 from octopus.core.enums import ExecutionStatus
-from octopus.plugins.loader import BUILTIN_DIR, load_module, resolve_action, sha256_of
+from octopus.plugins.importing import load_module, resolve_action
+from octopus.plugins.loader import BUILTIN_DIR, sha256_of
 
 
 def builtin(name: str) -> ModuleType:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -25,7 +26,7 @@ from octopus.plugins.loader import sha256_of
 from tests.unit.waiting import async_wait_for
 
 PLUGIN = """
-import asyncio, os, subprocess, sys, time
+import asyncio, os, subprocess, sys, time, types
 
 def echo(*args, **kwargs):
     return {"args": list(args), "kwargs": kwargs}
@@ -70,6 +71,14 @@ def die():
 async def later(value):
     await asyncio.sleep(0.01)
     return value
+
+@types.coroutine
+def legacy_later(value):
+    yield from asyncio.sleep(0.01)
+    return value
+
+def plain_generator():
+    yield 1
 
 def close_stdout():
     print("before the close", flush=True)
@@ -498,6 +507,29 @@ def test_async_action(tmp_path: Path) -> None:
         assert (outcome.status, outcome.result) == (ExecutionStatus.SUCCEEDED, {"ok": True})
 
     run_with_executor(tmp_path, scenario)
+
+
+def test_a_generator_based_coroutine_is_awaited_and_a_plain_generator_is_not(
+    tmp_path: Path,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        legacy = await h.run("legacy_later", [1, "two"])
+        assert (legacy.status, legacy.result) == (ExecutionStatus.SUCCEEDED, [1, "two"])
+        plain = await h.run("plain_generator")
+        assert plain.status is ExecutionStatus.FAILED
+        assert plain.error is not None and "generator" in plain.error.message
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_a_worker_imports_neither_the_source_inspection_nor_the_models() -> None:
+    # What a warm worker imports is resident in every worker: the agent's memory budget.
+    code = "import sys, octopus.agent.worker as w; print(' '.join(sorted(sys.modules)))"
+    loaded = subprocess.run(
+        [sys.executable, "-c", code], check=True, capture_output=True, text=True
+    ).stdout.split()
+    heavy = {"inspect", "asyncio", "hashlib", "octopus.plugins.loader", "octopus.core.models"}
+    assert heavy.isdisjoint(loaded), heavy & set(loaded)
 
 
 def test_executions_run_in_parallel_on_separate_workers(tmp_path: Path) -> None:

@@ -9,13 +9,12 @@ import pytest
 
 from octopus.core.models import ActionSpec, ParamSpec
 from octopus.errors import PluginError
+from octopus.plugins.importing import load_module, resolve_action
 from octopus.plugins.loader import (
     BUILTIN_DIR,
     check_call,
     discover,
     inspect_source,
-    load_module,
-    resolve_action,
     sha256_of,
 )
 
