@@ -1,5 +1,7 @@
 """Plugin files on the server's side: inspect their actions, hash, discover, bind a call.
-Importing a file and finding an action in it is ``importing``'s (a worker needs only that)."""
+
+Importing a file and finding an action in it is ``importing``'s (a worker needs only that).
+"""
 
 from __future__ import annotations
 

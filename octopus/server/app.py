@@ -128,9 +128,10 @@ def create_app(settings: ServerSettings, state: ServerState | None = None) -> Fa
     guard, and loops started in the lifespan) and uvicorn's proxy headers.
 
     Outermost, the lane answers its calls before FastAPI, Starlette and the proxy headers
-    look at them: 0.03 ms of each call (a tenth of its own work), and the lane reads neither
-    the client's address nor the scheme those headers rewrite. Serve it with uvicorn's
-    ``proxy_headers=False``: the app applies them itself, to every call that reaches FastAPI.
+    look at them (traced on single creates: 0.026 ms less between uvicorn and the lane), and
+    the lane reads neither the client's address nor the scheme those headers rewrite. Serve
+    it with uvicorn's ``proxy_headers=False``: the app applies them itself, to every call that
+    reaches FastAPI.
     """
     app = FastAPI(
         title="Octopus",
