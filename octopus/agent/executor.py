@@ -137,6 +137,9 @@ class Executor:
         self._numbers = itertools.count(1)
         self._spares: list[str] = []
         """Empty capture files made ahead, one per worker at most."""
+        self._kept: dict[WorkerProcess, str] = {}
+        """An idle worker's last capture file, named again for its next execution: its worker
+        found it empty and held open by no process once its execution ended."""
         self._making_spares = False
         self._on_output = on_output
         self._output_interval_seconds = output_interval_seconds
@@ -264,9 +267,11 @@ class Executor:
             self._finish(self._waiting.popleft(), ExecutionStatus.CANCELLED)
         await asyncio.gather(*(worker.close() for worker in self._workers))
         self._workers.clear()
-        while self._spares:
+        for path in [*self._spares, *self._kept.values()]:
             with contextlib.suppress(FileNotFoundError):
-                os.unlink(self._spares.pop())
+                os.unlink(path)
+        self._spares.clear()
+        self._kept.clear()
 
     # The worker's side, called from the event loop by WorkerProcess.
 
@@ -308,6 +313,10 @@ class Executor:
         self._workers.discard(worker)
         if worker in self._idle:
             self._idle.remove(worker)
+        kept = self._kept.pop(worker, None)
+        if kept is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(kept)
         job = self._running.pop(worker, None)
         if job is not None:
             status = job.stopping or ExecutionStatus.FAILED
@@ -334,7 +343,7 @@ class Executor:
         request = job.request
         self._running[worker] = job
         job.worker = worker
-        job.log_path = self._capture_path()
+        job.log_path = self._kept.pop(worker, None) or self._capture_path()
         job.started_at = datetime.now(UTC)
         if self._on_output is not None:
             self._following[request.id] = OutputFollower(job.log_path)
@@ -354,8 +363,9 @@ class Executor:
 
     def _make_spares(self) -> None:
         """Make empty capture files ahead, up to one per worker (after an execution has ended,
-        so never on the way of one to its worker). A fresh file for every execution keeps
-        late output of a child the action left running out of the next execution's log."""
+        so never on the way of one to its worker). A fresh file after an execution that
+        printed, or whose worker could not tell that no child of the action still holds its
+        file, keeps late output of such a child out of the next execution's log."""
         self._making_spares = False
         while len(self._spares) < self.size and not self._closing:
             path = f"{self._capture_prefix}{next(self._numbers)}.log"
@@ -364,6 +374,14 @@ class Executor:
             except OSError:  # the work dir went away: workers create their own files
                 return
             self._spares.append(path)
+
+    def _discard_capture(self, path: str) -> None:
+        """Remove a capture file no execution will write again, and make a spare in its place."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+        if not self._making_spares:
+            self._making_spares = True
+            asyncio.get_running_loop().call_soon(self._make_spares)
 
     async def _start_on_new_worker(self, job: _Job) -> None:
         """Fill an empty slot for ``job``; if no worker starts, the job fails with why."""
@@ -411,11 +429,10 @@ class Executor:
             self._following.pop(job.request.id, None)
             if reply is None or reply.get("output_bytes") != 0:
                 log, truncated = read_bounded_log(job.log_path)
-            with contextlib.suppress(FileNotFoundError):
-                os.unlink(job.log_path)
-            if not self._making_spares:
-                self._making_spares = True
-                asyncio.get_running_loop().call_soon(self._make_spares)
+            if reply is not None and worker is not None and reply.get("capture_free") is True:
+                self._kept[worker] = job.log_path
+            else:
+                self._discard_capture(job.log_path)
         if job.outcome.done():
             return
         job.outcome.set_result(

@@ -8,15 +8,18 @@ and 2 at that execution's capture file, so output of child processes is captured
 Protocol, one JSON object per line. The worker first sends ``{"event": "ready", "pid": N}``.
 Then for each request ``{"id", "plugin", "sha256", "path", "action", "args", "kwargs",
 "log_path"}`` it sends one reply ``{"id", "status": "succeeded"|"failed", "result",
-"error": {"type", "message", "traceback"}|null, "output_bytes"}`` (``output_bytes``: how much
-the capture file holds when the reply is sent). End of input means the agent is gone or
-done with this worker: the worker exits.
+"error": {"type", "message", "traceback"}|null, "output_bytes", "capture_free"}``
+(``output_bytes``: how much the capture file holds when the reply is sent; ``capture_free``,
+only when that is 0: whether no process holds the file open for writing any more, so the
+agent may name it again for the worker's next execution). End of input means the agent is
+gone or done with this worker: the worker exits.
 """
 
 from __future__ import annotations
 
 import contextlib
 import ctypes
+import fcntl
 import json
 import math
 import os
@@ -42,6 +45,10 @@ _MODULE_CACHE_SIZE = 64
 _PR_SET_PDEATHSIG = 1
 _ITERABLE_COROUTINE = 0x100
 """``inspect.CO_ITERABLE_COROUTINE``: the flag ``@types.coroutine`` sets on a generator's code."""
+
+_CAPTURE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_APPEND
+_SET_LEASE: int | None = getattr(fcntl, "F_SETLEASE", None)
+"""Linux only: elsewhere no capture file is ever reported free, and each execution has its own."""
 
 Message = dict[str, Any]
 
@@ -94,7 +101,8 @@ def die_with_parent() -> None:
 
 def execute(request: Message, modules: dict[str, ModuleType]) -> Message:
     """Run one request with fds 1 and 2 pointed at its capture file; return the reply."""
-    capture = os.open(request["log_path"], os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    path = request["log_path"]
+    capture = os.open(path, _CAPTURE_FLAGS, 0o600)
     saved = os.dup(1)
     os.dup2(capture, 1)
     os.dup2(capture, 2)
@@ -105,12 +113,39 @@ def execute(request: Message, modules: dict[str, ModuleType]) -> Message:
         # Tells the agent whether there is anything to read: most actions print nothing. By
         # path, since the action may have closed or moved fds 1 and 2.
         with contextlib.suppress(OSError):  # gone: the agent finds out itself
-            reply["output_bytes"] = os.stat(request["log_path"]).st_size
-        return reply
+            reply["output_bytes"] = os.stat(path).st_size
     finally:
         os.dup2(saved, 1)
         os.dup2(saved, 2)
         os.close(saved)
+    if reply.get("output_bytes") == 0:  # after fds 1 and 2 left the file: they would count
+        reply["capture_free"] = nobody_writes(path)
+    return reply
+
+
+def nobody_writes(path: str) -> bool:
+    """Whether no process has ``path`` open for writing, such as a child the action started
+    that still runs with fds 1 and 2 inherited (its late output must not land in another
+    execution's log).
+
+    Linux grants a read lease only on a file no one has open for writing; the lease is given
+    back at once (~6 us). A new capture file for every execution instead cost the agent ~40 us
+    to create and remove on ext4 here, 23 % of its busy time when executions run back to back.
+    """
+    if _SET_LEASE is None:
+        return False
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return False
+    try:
+        fcntl.fcntl(fd, _SET_LEASE, fcntl.F_RDLCK)
+        fcntl.fcntl(fd, _SET_LEASE, fcntl.F_UNLCK)
+    except OSError:  # EAGAIN: a writer holds it; or a file system without leases
+        return False
+    finally:
+        os.close(fd)
+    return True
 
 
 def _flush_quietly() -> None:

@@ -20,6 +20,7 @@ from octopus.agent.executor import (
     Withdrawn,
     read_bounded_log,
 )
+from octopus.agent.worker import nobody_writes
 from octopus.agent.worker_process import WorkerError, worker_environment
 from octopus.core.enums import ExecutionStatus
 from octopus.plugins.loader import sha256_of
@@ -90,6 +91,14 @@ def counter():
     global COUNT
     COUNT = globals().get("COUNT", 0) + 1
     return COUNT
+
+def capture_file(seconds=0):
+    time.sleep(seconds)
+    return os.readlink("/proc/self/fd/1")
+
+def leave_writer(shell):
+    subprocess.Popen(["sh", "-c", shell])
+    return os.readlink("/proc/self/fd/1")
 """
 
 
@@ -209,10 +218,10 @@ def test_stdout_stderr_and_child_output_are_captured(tmp_path: Path) -> None:
 
 
 def _only_spares_left(work: Path, workers: int) -> None:
-    """Every execution's capture file is gone; what is left is the empty files made ahead for
-    the next executions, one per worker at most."""
+    """Every execution's output is gone; what is left is empty files for the next executions:
+    made ahead (one per worker at most) or kept by a worker whose last execution was quiet."""
     spares = list(work.iterdir())
-    assert 0 < len(spares) <= workers
+    assert 0 < len(spares) <= 2 * workers
     assert all(spare.stat().st_size == 0 for spare in spares)
 
 
@@ -351,6 +360,52 @@ def test_worker_is_reused_and_keeps_module_state(tmp_path: Path) -> None:
         assert [(await h.run("counter")).result for _ in range(3)] == [1, 2, 3]
 
     run_with_executor(tmp_path, scenario)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="leases and /proc: Linux")
+def test_a_quiet_action_s_capture_file_is_named_again_for_its_worker_s_next(
+    tmp_path: Path,
+) -> None:
+    async def scenario(h: Harness) -> None:
+        paths = [(await h.run("capture_file")).result for _ in range(3)]
+        assert paths[0] == paths[1] == paths[2]
+        loud = await h.run("talk")
+        assert "to stdout" in loud.log
+        after = (await h.run("capture_file")).result
+        assert after != paths[0]  # what an action printed is never the next one's start
+        assert (await h.run("capture_file")).result == after
+
+    run_with_executor(tmp_path, scenario)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="leases and /proc: Linux")
+@pytest.mark.parametrize(
+    "shell",
+    ["sleep 0.5; echo late", "(sleep 0.5; echo late) &"],
+    ids=["a child", "an orphaned grandchild"],
+)
+def test_a_process_left_writing_keeps_its_output_out_of_the_next_execution(
+    tmp_path: Path, shell: str
+) -> None:
+    async def scenario(h: Harness) -> None:
+        left = await h.run("leave_writer", shell)
+        assert left.status is ExecutionStatus.SUCCEEDED and left.log == ""
+        following = await h.run("capture_file", 1.0)  # the late line is written meanwhile
+        assert following.result != left.result
+        assert following.log == ""
+
+    run_with_executor(tmp_path, scenario)
+
+
+def test_nobody_writes_sees_a_process_holding_the_file_for_writing(tmp_path: Path) -> None:
+    path = tmp_path / "capture.log"
+    path.write_bytes(b"")
+    assert not nobody_writes(str(tmp_path / "missing.log"))
+    with path.open("ab"):  # this process too, through another open file
+        assert not nobody_writes(str(path))
+    with path.open("rb"):  # a reader does not write
+        assert nobody_writes(str(path)) is sys.platform.startswith("linux")
+    assert nobody_writes(str(path)) is sys.platform.startswith("linux")
 
 
 def test_a_worker_that_dies_is_reported_and_replaced(tmp_path: Path) -> None:
