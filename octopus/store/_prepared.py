@@ -16,6 +16,7 @@ compiled form is kept for the life of the process.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cache
@@ -27,6 +28,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from sqlalchemy.sql.selectable import ReturnsRows, TableClause
+from sqlalchemy.sql.sqltypes import TupleType
 
 Statement = Select[Any] | Insert | Update
 Row = Mapping[str, Any]
@@ -37,27 +39,53 @@ its path)."""
 Processor = Callable[[Any], Any] | None
 
 
+_LIST_MARK = re.compile(r"__\[POSTCOMPILE_(\w+)\]")
+"""Where SQLAlchemy's compiled SQL leaves room for a list parameter's placeholders."""
+
+
 @dataclass(frozen=True, slots=True)
 class _Compiled:
     sql: str
     compiled: SQLCompiler
     binds: tuple[tuple[str, Processor], ...]
-    """Each parameter's bind name and its type's conversion (in SQL order unless it expands)."""
+    """Each parameter's bind name and its type's conversion (of each item, for a list), in
+    SQL order."""
     columns: tuple[tuple[str, Processor], ...]
     """Each result column's name and its type's conversion."""
     expands: bool
     """Whether a parameter is a list (``IN``) rendered per call, one placeholder per item."""
     fixed: Mapping[str, Any]
     """The values of parameters the statement carries itself (``status = 'queued'``)."""
+    lists: tuple[str, ...] = ()
+    """The list parameters' names, in the order their places appear in ``sql``."""
+    between: tuple[str, ...] = ()
+    """``sql`` cut at each list parameter's place (one more piece than places)."""
 
     def statement(self, given: Row) -> tuple[str, list[Any]]:
-        """The SQL and its positional values for one set of parameters."""
-        if not self.expands:
-            values = []
-            for name, convert in self.binds:
-                raw = given[name] if name in given else self.fixed[name]
+        """The SQL and its positional values for one set of parameters.
+
+        A list parameter gets one placeholder per item, rendered here: SQLAlchemy's own
+        expansion (``construct_expanded_state``) cost 59 us for 100 ids, and a report batch
+        runs seven such statements. An empty list takes SQLAlchemy's way, which renders the
+        empty set its own way.
+        """
+        values = []
+        for name, convert in self.binds:
+            raw = given[name] if name in given else self.fixed[name]
+            if name not in self.lists:
                 values.append(raw if convert is None else convert(raw))
+            elif not raw:
+                return self._expanded_by_sqlalchemy(given)
+            else:
+                values.extend(raw if convert is None else [convert(item) for item in raw])
+        if not self.lists:
             return self.sql, values
+        pieces = [self.between[0]]
+        for name, after in zip(self.lists, self.between[1:], strict=True):
+            pieces += (", ".join("?" * len(given[name])), after)
+        return "".join(pieces), values
+
+    def _expanded_by_sqlalchemy(self, given: Row) -> tuple[str, list[Any]]:
         state = self.compiled.construct_expanded_state(dict(given))
         assert state.positiontup is not None
         processors = {**dict(self.binds), **state.processors}
@@ -181,11 +209,13 @@ def _compile(stmt: Statement, dialect: Dialect, keys: list[str]) -> _Compiled | 
     ):
         return None
     expands = any(bind.expanding for bind in compiled.binds.values())
-    names = compiled.binds if expands else compiled.positiontup
+    if any(bind.expanding and isinstance(bind.type, TupleType) for bind in compiled.binds.values()):
+        return None  # a tuple IN: SQLAlchemy renders its rows
     binds = tuple(
         (name, compiled.binds[name].type.dialect_impl(dialect).bind_processor(dialect))
-        for name in names
+        for name in compiled.positiontup
     )
+    cut = _LIST_MARK.split(compiled.string)
     returned = list(stmt.exported_columns) if isinstance(stmt, ReturnsRows) else []
     if any(column.key is None for column in returned):
         return None  # an unlabelled expression: SQLAlchemy names it
@@ -196,7 +226,9 @@ def _compile(stmt: Statement, dialect: Dialect, keys: list[str]) -> _Compiled | 
     fixed = {
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
     }
-    return _Compiled(compiled.string, compiled, binds, columns, expands, fixed)
+    return _Compiled(
+        compiled.string, compiled, binds, columns, expands, fixed, tuple(cut[1::2]), tuple(cut[::2])
+    )
 
 
 def _cursor(conn: Connection) -> Any:

@@ -5,7 +5,7 @@ SQLAlchemy would."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -82,6 +82,29 @@ def test_a_list_parameter_takes_one_placeholder_per_item(conn: Connection) -> No
     assert sorted(row["name"] for row in found) == ["a1", "a3"]
     assert prepared.rows(conn, _AGENTS_NAMED, {"p_names": ["a2"]}) == [{"name": "a2"}]
     assert prepared.rows(conn, _AGENTS_NAMED, {"p_names": []}) == []
+
+
+def test_list_parameters_among_others_are_converted_and_kept_in_order(conn: Connection) -> None:
+    # Placeholders are rendered here, not by SQLAlchemy: each item is converted as its column
+    # stores it (datetimes as text on SQLite), and values follow the SQL's order.
+    later = NOW.replace(microsecond=0) + timedelta(hours=1)
+    prepared.execute_many(
+        conn,
+        insert(agents),
+        [_agent("a1"), _agent("a2"), {**_agent("a3"), "last_heartbeat": later}, _agent("a4")],
+    )
+    mixed = select(agents.c.name).where(
+        agents.c.enrolled_at <= bindparam("p_at"),
+        agents.c.name.in_(bindparam("p_names", expanding=True)),
+        agents.c.status == "online",
+        agents.c.last_heartbeat.in_(bindparam("p_beats", expanding=True)),
+    )
+    given = {"p_at": NOW, "p_names": ["a1", "a3", "a4"], "p_beats": [later, NOW]}
+    found = prepared.rows(conn, mixed, given)
+    assert sorted(row["name"] for row in found) == ["a1", "a3", "a4"]
+    assert found == [dict(row) for row in conn.execute(mixed, given).mappings()]
+    assert prepared.rows(conn, mixed, {**given, "p_beats": [later]}) == [{"name": "a3"}]
+    assert prepared.rows(conn, mixed, {**given, "p_names": []}) == []
 
 
 def test_a_watched_connection_shows_its_statements_to_the_watcher(
