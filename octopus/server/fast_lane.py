@@ -53,9 +53,10 @@ _BEARER = b"bearer "
 _JSON = b"application/json"
 _ANSWER_HEADERS = [(b"content-type", _JSON)]
 
-Answer = Callable[[ServerState, str, Any, Receive], Awaitable[BaseModel]]
+Answer = Callable[[ServerState, str, Any, Receive], Awaitable[BaseModel | bytes]]
 """Answers one call: the server's state, the caller (an agent's name, or the admin actor), the
-parsed body, and the request's receive (a long-poll watches it for the client going away)."""
+parsed body, and the request's receive (a long-poll watches it for the client going away);
+the answer is a model or its JSON already."""
 
 
 class Stored(Exception):
@@ -154,7 +155,7 @@ async def _heartbeat(state: ServerState, agent: str, body: Heartbeat, _: Receive
     return await answer_heartbeat(state, agent, body)
 
 
-async def _claim(state: ServerState, agent: str, body: ClaimRequest, receive: Receive) -> BaseModel:
+async def _claim(state: ServerState, agent: str, body: ClaimRequest, receive: Receive) -> bytes:
     return await answer_claim(state, agent, body, lambda: disconnected(receive))
 
 
@@ -184,8 +185,12 @@ async def _read(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-async def _answer(send: Send, answer: BaseModel, status: int) -> None:
-    payload = answer.__pydantic_serializer__.to_json(answer)
+def _json(model: BaseModel) -> bytes:
+    return model.__pydantic_serializer__.to_json(model)
+
+
+async def _answer(send: Send, answer: BaseModel | bytes, status: int) -> None:
+    payload = answer if isinstance(answer, bytes) else _json(answer)
     headers = [*_ANSWER_HEADERS, (b"content-length", str(len(payload)).encode())]
     start: Message = {"type": "http.response.start", "status": status, "headers": headers}
     await send(start)

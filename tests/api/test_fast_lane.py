@@ -5,18 +5,23 @@ body intact, to the app, whose routes give the refusals."""
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
 from starlette.types import Receive, Scope, Send
 
+from octopus.core.enums import ExecutionStatus, Ownership
+from octopus.core.models import Execution
+from octopus.schemas.agents import ClaimedExecution, ClaimResponse
 from octopus.server import fast_lane
 from octopus.server.fast_lane import FastLane
 from octopus.server.metrics import Metrics
+from octopus.server.routes.agent_protocol import claim_answer
 from octopus.server.state import ServerState
 from octopus.store import open_store
+from octopus.store.base import Claimed
 from tests.api.conftest import ADMIN_TOKEN, JOIN_TOKEN
 
 BEAT = {"facts": {"hostname": "lane-host", "concurrency": 2, "free_slots": 2}, "labels": {}}
@@ -259,6 +264,45 @@ def test_the_lane_claims_and_records_reports_as_the_routes_do(
     assert downstream.bodies == []
     assert _observed(metrics, "/api/v1/agents/{name}/claim") == 1
     assert _observed(metrics, "/api/v1/agents/{name}/reports") == 2
+
+
+@pytest.mark.parametrize("microsecond", [0, 5])  # pydantic leaves out a zero fraction too
+def test_a_claim_answer_is_the_json_its_model_makes(microsecond: int) -> None:
+    lease = datetime(2026, 12, 6, 5, 30, 1, microsecond, tzinfo=UTC)
+    execution = Execution(
+        id=12,
+        run_id=11,
+        task_id=10,
+        ownership=Ownership.ANYONE,
+        agent="a1",
+        attempt=2,
+        retry_of=9,
+        status=ExecutionStatus.RUNNING,
+        not_before=datetime.now(UTC) + timedelta(hours=1),
+        lease_expires_at=lease,
+        plugin_sha256="b" * 64,
+        result=None,
+        error=None,
+        queued_at=lease,
+        started_at=None,
+        finished_at=None,
+    )
+    claimed = Claimed(
+        execution=execution,
+        plugin="demo",
+        action="echo",
+        args=[1, 2.5, "\u00e9t\u00e9 \u0000", None, [True, {"k": []}]],
+        kwargs={"nested": {"deep": [1]}, "big": 2**63 - 1},
+        timeout_seconds=None,
+        plugin_sha256="b" * 64,
+    )
+    answer = claim_answer([claimed, claimed], [3, 4])
+    model = ClaimResponse.model_validate_json(answer)
+    assert model.__pydantic_serializer__.to_json(model) == answer
+    assert list(json.loads(answer)["executions"][0]) == list(ClaimedExecution.model_fields)
+    assert 3599 < model.executions[0].start_in_seconds <= 3600
+    assert model.executions[0].lease_expires_at == lease
+    assert claim_answer([], []) == b'{"executions":[],"cancel":[]}'
 
 
 def test_a_claim_with_nothing_to_do_is_answered_empty_by_the_lane(

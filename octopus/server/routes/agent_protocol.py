@@ -8,8 +8,9 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import Annotated
+from typing import Annotated, Any
 
+import orjson
 from fastapi import APIRouter, Depends, Path, Request, Response
 from starlette.concurrency import run_in_threadpool
 from starlette.types import Receive
@@ -19,7 +20,6 @@ from octopus.core.models import AgentFacts
 from octopus.errors import Fenced
 from octopus.schemas.agents import (
     MAX_LOG_BYTES,
-    ClaimedExecution,
     ClaimRequest,
     ClaimResponse,
     EnrollRequest,
@@ -111,46 +111,54 @@ def _batcher(state: ServerState) -> HeartbeatBatcher:
     return state.heartbeats
 
 
-def _claimed(claimed: Claimed, now: datetime) -> ClaimedExecution:
+def _claimed(claimed: Claimed, now: datetime) -> dict[str, Any]:
+    """One ``ClaimedExecution``, as the plain values its JSON is made of."""
     execution = claimed.execution
     assert execution.lease_expires_at is not None
     # Relative, so the agent's clock does not matter: network time only makes it later.
     start_in = max(0.0, (execution.not_before - now).total_seconds())
-    return ClaimedExecution(
-        id=execution.id,
-        task_id=execution.task_id,
-        run_id=execution.run_id,
-        attempt=execution.attempt,
-        plugin=claimed.plugin,
-        plugin_sha256=claimed.plugin_sha256,
-        action=claimed.action,
-        args=claimed.args,
-        kwargs=claimed.kwargs,
-        timeout_seconds=claimed.timeout_seconds,
-        lease_expires_at=execution.lease_expires_at,
-        start_in_seconds=round(start_in, 6),
-    )
+    return {
+        "id": execution.id,
+        "task_id": execution.task_id,
+        "run_id": execution.run_id,
+        "attempt": execution.attempt,
+        "plugin": claimed.plugin,
+        "plugin_sha256": claimed.plugin_sha256,
+        "action": claimed.action,
+        "args": claimed.args,
+        "kwargs": claimed.kwargs,
+        "timeout_seconds": claimed.timeout_seconds,
+        "lease_expires_at": execution.lease_expires_at,
+        "start_in_seconds": round(start_in, 6),
+    }
 
 
-def _answer(claimed: list[Claimed], cancel: list[int]) -> ClaimResponse:
+def claim_answer(claimed: list[Claimed], cancel: list[int]) -> bytes:
+    """A ``ClaimResponse`` as JSON, built from the store's values without a model for each
+    execution: validating one cost 3.1 us an execution, the plain values 0.3 us, on a path
+    the server's one thread takes for every execution. The values are the store's own (the
+    arguments were stored as orjson made them); a test holds the JSON to the model."""
     now = utcnow()
-    return ClaimResponse(executions=[_claimed(c, now) for c in claimed], cancel=cancel)
+    answer = {"executions": [_claimed(c, now) for c in claimed], "cancel": cancel}
+    return orjson.dumps(answer, option=orjson.OPT_UTC_Z)
 
 
-@router.post(CLAIM_PATH)
+@router.post(CLAIM_PATH, response_model=ClaimResponse)
 async def claim(
     body: ClaimRequest, agent: AgentIdentity, state: State, request: Request
-) -> ClaimResponse:
+) -> Response:
     """Long-poll for work: answers as soon as there are executions or cancellations for this
     agent, or after `wait_seconds` with nothing. Each returned execution is leased to it."""
-    return await answer_claim(state, agent.name, body, lambda: disconnected(request.receive))
+    answer = await answer_claim(state, agent.name, body, lambda: disconnected(request.receive))
+    return Response(answer, media_type="application/json")
 
 
 async def answer_claim(
     state: ServerState, name: str, body: ClaimRequest, hung_up: Callable[[], Awaitable[None]]
-) -> ClaimResponse:
-    """Answer agent ``name``'s claim; also the whole work of ``server.fast_lane``. ``hung_up``
-    returns once the client has gone away (the request's body was read already)."""
+) -> bytes:
+    """Answer agent ``name``'s claim with a ``ClaimResponse`` as JSON; also the whole work of
+    ``server.fast_lane``. ``hung_up`` returns once the client has gone away (the request's
+    body was read already)."""
     deadline = time.monotonic() + body.wait_seconds
     notifier = state.notifier
     handed: list[Claimed] = []
@@ -170,7 +178,7 @@ async def answer_claim(
                             await waiter.woken.wait()
                     continue
                 if handed or waiter.gone:
-                    return _answer(handed, [])
+                    return claim_answer(handed, [])
                 # A busy agent claims again as soon as it is answered; when nothing woke it
                 # since its last empty look, its claim waits at once, so what is fired or
                 # created next is handed to it rather than queued for a look of its own.
@@ -187,12 +195,12 @@ async def answer_claim(
                         lead_seconds=body.lead_seconds,
                     )
                     if found.claimed or found.cancel:
-                        return _answer(found.claimed, found.cancel)
+                        return claim_answer(found.claimed, found.cancel)
                     if body.slots:  # a look for no slot says nothing about queued work
                         notifier.found_nothing(name, mark)
                 remaining = deadline - time.monotonic()
                 if remaining <= 0 or notifier.closing:
-                    return _answer([], [])
+                    return claim_answer([], [])
                 notifier.wait_open(waiter)
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(min(remaining, RECHECK_SECONDS)):
