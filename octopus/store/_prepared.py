@@ -52,13 +52,12 @@ class _Compiled:
     SQL order."""
     columns: tuple[tuple[str, Processor], ...]
     """Each result column's name and its type's conversion."""
-    expands: bool
-    """Whether a parameter is a list (``IN``) rendered per call, one placeholder per item."""
     fixed: Mapping[str, Any]
     """The values of parameters the statement carries itself (``status = 'queued'``)."""
-    lists: tuple[str, ...] = ()
-    """The list parameters' names, in the order their places appear in ``sql``."""
-    between: tuple[str, ...] = ()
+    lists: tuple[str, ...]
+    """The names of the list parameters (``IN``), rendered per call with one placeholder per
+    item, in the order their places appear in ``sql``."""
+    between: tuple[str, ...]
     """``sql`` cut at each list parameter's place (one more piece than places)."""
 
     def statement(self, given: Row) -> tuple[str, list[Any]]:
@@ -143,7 +142,7 @@ def execute_many(conn: Connection, stmt: Insert | Update, params: Sequence[Row])
         return
     given = [_complete(stmt, row) for row in params]
     compiled = _prepare(conn, stmt, given[0])
-    if compiled is None or compiled.expands:
+    if compiled is None or compiled.lists:
         conn.execute(stmt, [dict(row) for row in given])
         return
     values = [compiled.statement(row)[1] for row in given]
@@ -208,7 +207,6 @@ def _compile(stmt: Statement, dialect: Dialect, keys: list[str]) -> _Compiled | 
         or any(bind.literal_execute for bind in compiled.binds.values())
     ):
         return None
-    expands = any(bind.expanding for bind in compiled.binds.values())
     if any(bind.expanding and isinstance(bind.type, TupleType) for bind in compiled.binds.values()):
         return None  # a tuple IN: SQLAlchemy renders its rows
     binds = tuple(
@@ -227,7 +225,7 @@ def _compile(stmt: Statement, dialect: Dialect, keys: list[str]) -> _Compiled | 
         name: bind.effective_value for name, bind in compiled.binds.items() if not bind.required
     }
     return _Compiled(
-        compiled.string, compiled, binds, columns, expands, fixed, tuple(cut[1::2]), tuple(cut[::2])
+        compiled.string, compiled, binds, columns, fixed, tuple(cut[1::2]), tuple(cut[::2])
     )
 
 
