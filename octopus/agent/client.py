@@ -3,8 +3,7 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import TypeVar
 from urllib.parse import urlsplit
 from urllib.request import getproxies, proxy_bypass
@@ -14,6 +13,7 @@ import orjson
 from pydantic import BaseModel
 
 from octopus import __version__
+from octopus.agent.long_poll import Answer, LongPoll
 from octopus.agent.plugin_cache import PluginDownload
 from octopus.errors import AuthError, Conflict, Fenced, NotFound, OctopusError
 from octopus.schemas.agents import (
@@ -32,6 +32,7 @@ from octopus.schemas.reports import ReleaseAck, ReleaseRequest, ReportBatchAck
 logger = logging.getLogger(__name__)
 
 SHA256_HEADER = "X-Octopus-Sha256"
+_USER_AGENT = f"octopus-agent/{__version__}"
 CLAIM_MARGIN_SECONDS = 10.0
 """Extra read time on a long-poll claim beyond ``wait_seconds``, so the wait is never cut."""
 
@@ -50,18 +51,9 @@ class RequestRefused(OctopusError):
         self.status_code = status_code
 
 
-@dataclass(frozen=True, slots=True)
-class Answer:
-    """A server's whole answer to one request."""
-
-    status: int
-    reason: str
-    headers: Mapping[str, str]
-    content: bytes
-
-
 class AgentClient:
-    """One aiohttp session for every call an agent makes; methods return wire models.
+    """One aiohttp session for every call an agent makes but the long-poll claim, which has
+    connections of its own (``agent.long_poll``); methods return wire models.
 
     aiohttp rather than httpx: on the agent's hot path (claims and report batches, about one
     request per two executions at full speed) httpx cost ~1.3 ms of CPU per request here
@@ -86,11 +78,12 @@ class AgentClient:
         self._connect_seconds = min(timeout_seconds, 10.0)
         self._proxy = _env_proxy(self._base)
         self._http: aiohttp.ClientSession | None = None
+        self._long_poll = _long_poll(self._base, self._proxy, self._connect_seconds)
 
     def _session(self) -> aiohttp.ClientSession:
         if self._http is None:
             self._http = aiohttp.ClientSession(
-                headers={"User-Agent": f"octopus-agent/{__version__}"},
+                headers={"User-Agent": _USER_AGENT},
                 cookie_jar=aiohttp.DummyCookieJar(),
                 proxy=self._proxy,
             )
@@ -98,6 +91,8 @@ class AgentClient:
 
     async def aclose(self) -> None:
         """Close the connection pool."""
+        if self._long_poll is not None:
+            self._long_poll.close()
         if self._http is not None:
             await self._http.close()
             self._http = None
@@ -120,7 +115,18 @@ class AgentClient:
     async def claim(self, name: str, request: ClaimRequest) -> ClaimResponse:
         """Long-poll for up to ``request.slots`` executions and for cancellations."""
         seconds = max(self._timeout_seconds, request.wait_seconds + CLAIM_MARGIN_SECONDS)
-        response = await self._post(f"/agents/{name}/claim", request, timeout_seconds=seconds)
+        path = f"/agents/{name}/claim"
+        if self._long_poll is None:  # through a proxy
+            response = await self._post(path, request, timeout_seconds=seconds)
+            return _parse(response, ClaimResponse)
+        content = request.model_dump_json().encode("utf-8")
+        try:
+            response = await self._long_poll.post(
+                path, content, bearer=self.token, timeout_seconds=seconds
+            )
+        except (OSError, TimeoutError) as exc:  # ConnectionBroken is an OSError
+            raise ServerUnavailable(f"POST {path}: {type(exc).__name__}: {exc}") from exc
+        _raise_for_status("POST", path, response)
         return _parse(response, ClaimResponse)
 
     async def report(self, execution_id: int, report: ExecutionReport) -> ReportAck:
@@ -220,6 +226,17 @@ class AgentClient:
             raise ServerUnavailable(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
         _raise_for_status(method, path, answer)
         return answer
+
+
+def _long_poll(base: str, proxy: str | None, connect_seconds: float) -> LongPoll | None:
+    """The claims' own connections, unless a proxy is in the way (then aiohttp takes them);
+    a URL they cannot serve is left to aiohttp, which explains it at the first call."""
+    if proxy is not None:
+        return None
+    try:
+        return LongPoll(base, user_agent=_USER_AGENT, connect_seconds=connect_seconds)
+    except ValueError:
+        return None
 
 
 def _env_proxy(url: str) -> str | None:
