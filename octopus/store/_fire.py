@@ -8,7 +8,7 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, bindparam, insert, select
+from sqlalchemy import Connection, insert
 
 from octopus.core.dispatch import AgentLoad, eligible, least_loaded
 from octopus.core.enums import AgentStatus, ExecutionStatus, Ownership, RunStatus
@@ -17,6 +17,7 @@ from octopus.core.states import RUN_TERMINAL
 from octopus.store import _lookup as lookup
 from octopus.store import _prepared as prepared
 from octopus.store._dialect import insert_returning_ids
+from octopus.store._plugins import plugin_sha256
 from octopus.store._settle import (
     move_run,
     settle_task,
@@ -26,12 +27,9 @@ from octopus.store._settle import (
     wake_for,
 )
 from octopus.store.base import Claimed, Direct, Wake
-from octopus.store.tables import executions, plugins, runs
+from octopus.store.tables import executions, runs
 
 NO_ELIGIBLE_AGENT = "no eligible agent"
-
-
-_PLUGIN_SHA256 = select(plugins.c.sha256).where(plugins.c.name == bindparam("p_name"))
 
 
 @dataclass(slots=True)
@@ -156,9 +154,7 @@ class Dispatch:
         if self._direct is None or load is None or load.status is not AgentStatus.ONLINE:
             return None
         if spec.plugin not in self._sha256:
-            self._sha256[spec.plugin] = prepared.scalar(
-                self._conn, _PLUGIN_SHA256, {"p_name": spec.plugin}
-            )
+            self._sha256[spec.plugin] = plugin_sha256(self._conn, spec.plugin)
         sha256 = self._sha256[spec.plugin]
         nth = self._leased_to.get(load.name, 0) + 1
         if sha256 is None or not self._direct.take(load.name, nth, ahead):

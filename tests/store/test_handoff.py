@@ -7,7 +7,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -144,6 +144,39 @@ def test_a_handed_create_writes_its_task_run_and_execution_once(
     assert "UPDATE" not in seen, seen
     [run] = store.list_runs(outcome.created.task.id)
     assert (run.status, run.started_at) == (RunStatus.RUNNING, clock.now)
+
+
+def test_a_handed_execution_carries_the_plugin_as_stored_now(
+    store: SqlStore,
+    clock: FixedClock,
+    make_spec: MakeSpec,
+    add_agent: AddAgent,
+    demo_plugin: PluginVersion,
+) -> None:
+    """The plugin's hash may be remembered between creates (SQLite), never past a change."""
+    add_agent("a1")
+    first = create_while_waiting(store, make_spec(), clock.now)
+    plugin_reads: list[str] = []
+
+    def record(*args: Any) -> None:
+        if "FROM plugins" in args[2]:
+            plugin_reads.append(args[2])
+
+    event.listen(store.engine, "before_cursor_execute", record)
+    try:
+        again = create_while_waiting(store, make_spec(), clock.now)
+    finally:
+        event.remove(store.engine, "before_cursor_execute", record)
+    assert [c.plugin_sha256 for c in first.handed + again.handed] == [demo_plugin.sha256] * 2
+    # SQLite's one writer connection remembers the hash; PostgreSQL's replicas read it anew.
+    assert len(plugin_reads) == (0 if store.engine.dialect.name == "sqlite" else 1)
+    changed = replace(demo_plugin, sha256="b" * 64, source=demo_plugin.source + b"\n")
+    store.sync_plugins([changed], now=clock.now)
+    [claimed] = create_while_waiting(store, make_spec(), clock.now).handed
+    assert claimed.plugin_sha256 == "b" * 64
+    store.sync_plugins([], now=clock.now)  # the plugin is gone: nothing to hand over
+    gone = create_while_waiting(store, make_spec(), clock.now)
+    assert gone.handed == [] and gone.free == 2
 
 
 def test_a_create_with_nobody_to_go_to_is_written_skipped_once(
